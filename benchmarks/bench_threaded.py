@@ -1,0 +1,764 @@
+"""Speed benchmark of the threaded sessionpool against a floor, a fair floor and peer pools."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import faulthandler
+import gc
+import json
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+POOL_SIZE = 4
+THREADS = 16
+HOLD_S = 0.001
+NOMINAL_OPS_PER_S = POOL_SIZE / HOLD_S
+STARVED_FRACTION = 0.10  # a worker below 10 % of total/THREADS counts as starved
+MAX_BATCH_CYCLES = 200_000
+WATCHDOG_S = 600  # a contestant that deadlocks must not hang the run: dump stacks and exit
+PG_CONNINFO = "dbname=test user=postgres host=127.0.0.1 port=5432"
+
+FLOOR = "floor"
+FAIR_FLOOR = "fair-floor"
+REFERENCE_A = FLOOR
+REFERENCE_B = FAIR_FLOOR
+
+
+# --------------------------------------------------------------------------- fake DB-API driver
+
+
+class FakeCursor:
+    def execute(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class FakeConnection:
+    """A DB-API connection whose methods do nothing, so only pool overhead is measured."""
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor()
+
+    def commit(self) -> None:
+        return None
+
+    def rollback(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def make_fake_connection() -> FakeConnection:
+    return FakeConnection()
+
+
+class FakeError(Exception):
+    pass
+
+
+def fake_dbapi_module() -> types.ModuleType:
+    """A tiny DB-API module: DBUtils wants a module (threadsafety, error classes, connect)."""
+    module = types.ModuleType("fakedb")
+    module.connect = make_fake_connection  # type: ignore[attr-defined]
+    module.threadsafety = 1  # type: ignore[attr-defined]
+    module.apilevel = "2.0"  # type: ignore[attr-defined]
+    for name in ("Error", "OperationalError", "InterfaceError", "InternalError"):
+        setattr(module, name, FakeError)
+    return module
+
+
+# --------------------------------------------------------------------------- reference pools
+
+
+class FloorPool:
+    """The cheapest thing that can be called a pool: a lock and a deque, no blocking."""
+
+    def __init__(self, creator: Callable[[], Any], size: int) -> None:
+        self._lock = threading.Lock()
+        self._idle = collections.deque(creator() for _ in range(size))
+
+    def acquire(self) -> Any:
+        with self._lock:
+            return self._idle.pop()
+
+    def release(self, conn: Any) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        self._idle.clear()
+
+
+class _Waiter:
+    __slots__ = ("conn", "gate")
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        # A plain Lock used as a binary semaphore: created held, released by the hand-off.
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+
+class FairFloorPool:
+    """The simplest correct FIFO hand-off pool: release gives the conn to the oldest waiter.
+
+    Invariant: waiters exist only while no connection is idle, so a newcomer can never
+    overtake a waiter (no barging).
+    """
+
+    def __init__(self, creator: Callable[[], Any], size: int) -> None:
+        self._lock = threading.Lock()
+        self._idle = collections.deque(creator() for _ in range(size))
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+
+    def acquire(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.gate.acquire()
+        return waiter.conn
+
+    def release(self, conn: Any) -> None:
+        with self._lock:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.conn = conn
+                waiter.gate.release()
+            else:
+                self._idle.append(conn)
+
+    def close(self) -> None:
+        self._idle.clear()
+
+
+# --------------------------------------------------------------------------- contestants
+
+
+Cycles = Callable[[int, bool], None]  # (n, touch): n acquire+release cycles in the pool's API
+
+
+@dataclass
+class Subject:
+    """One opened pool, seen through the same four operations whatever its own API is."""
+
+    acquire: Callable[[], Any]
+    release: Callable[[Any], None]
+    cycles: Cycles
+    close: Callable[[], None]
+
+
+@dataclass
+class Contestant:
+    name: str
+    scenarios: str  # subset of "ab"
+    open: Callable[[], Subject] | None  # None when skipped
+    skip_reason: str = ""
+
+
+# The loops below are written once per API style, with the callables bound to locals, so that
+# scenario (a) pays no adapter call per cycle. `touch` calls cursor() on each borrowed
+# connection: pools that track use (sessionpool) reset only connections that were touched.
+
+
+def _give_back_loop(acquire: Callable[[], Any], give_back: Callable[[Any], None]) -> Cycles:
+    """For pools whose release takes the connection: give_back(acquire())."""
+
+    def cycles(n: int, touch: bool) -> None:
+        if touch:
+            for _ in range(n):
+                conn = acquire()
+                conn.cursor()
+                give_back(conn)
+        else:
+            for _ in range(n):
+                give_back(acquire())
+
+    return cycles
+
+
+def _close_loop(acquire: Callable[[], Any]) -> Cycles:
+    """For pools whose proxies go back on close(): acquire().close()."""
+
+    def cycles(n: int, touch: bool) -> None:
+        if touch:
+            for _ in range(n):
+                conn = acquire()
+                conn.cursor()
+                conn.close()
+        else:
+            for _ in range(n):
+                acquire().close()
+
+    return cycles
+
+
+def _reference_subject(pool: FloorPool | FairFloorPool) -> Subject:
+    return Subject(
+        pool.acquire, pool.release, _give_back_loop(pool.acquire, pool.release), pool.close
+    )
+
+
+def _sessionpool_subject(creator: Callable[[], Any]) -> Subject:
+    import sessionpool
+
+    pool = sessionpool.create_pool(creator=creator, min_size=POOL_SIZE, max_size=POOL_SIZE)
+
+    def cycles(n: int, touch: bool) -> None:
+        acquire = pool.acquire
+        if touch:
+            for _ in range(n):
+                lease = acquire()
+                lease.cursor()
+                lease.release()
+        else:
+            for _ in range(n):
+                acquire().release()
+
+    return Subject(pool.acquire, lambda lease: lease.release(), cycles, pool.close)
+
+
+def _sqlalchemy_subject() -> Subject:
+    from sqlalchemy.pool import QueuePool
+
+    # Default reset_on_return="rollback", as a user gets it.
+    creator: Any = make_fake_connection  # SQLAlchemy types creators as returning its DBAPI type
+    pool = QueuePool(creator, pool_size=POOL_SIZE, max_overflow=0)
+    cycles = _close_loop(pool.connect)
+    return Subject(pool.connect, lambda conn: conn.close(), cycles, pool.dispose)
+
+
+def _dbutils_subject() -> Subject:
+    from dbutils.pooled_db import PooledDB  # type: ignore[import-untyped]
+
+    pool = PooledDB(
+        creator=fake_dbapi_module(),
+        mincached=POOL_SIZE,
+        maxconnections=POOL_SIZE,
+        blocking=True,
+    )
+    cycles = _close_loop(pool.connection)
+    return Subject(pool.connection, lambda conn: conn.close(), cycles, pool.close)
+
+
+def _psycopg_pool_subject() -> Subject:
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(PG_CONNINFO, min_size=POOL_SIZE, max_size=POOL_SIZE, open=True)
+    pool.wait(timeout=10.0)  # all min_size connections open before any timing
+    cycles = _give_back_loop(pool.getconn, pool.putconn)
+    return Subject(pool.getconn, pool.putconn, cycles, pool.close)
+
+
+def _connect_psycopg() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_CONNINFO)
+
+
+def _sessionpool_missing() -> str:
+    try:
+        import sessionpool
+    except ImportError as exc:
+        return f"cannot import sessionpool: {exc}"
+    if not hasattr(sessionpool, "create_pool"):
+        return "sessionpool.create_pool does not exist yet"
+    return ""
+
+
+def _module_missing(name: str) -> str:
+    try:
+        __import__(name)
+    except ImportError as exc:
+        return f"{name} not installed: {exc}"
+    return ""
+
+
+def _postgres_missing() -> str:
+    if reason := _module_missing("psycopg"):
+        return reason
+    import psycopg
+
+    try:
+        psycopg.connect(PG_CONNINFO, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL unreachable ({PG_CONNINFO}): {str(exc).strip().splitlines()[0]}"
+    return ""
+
+
+def build_contestants() -> list[Contestant]:
+    """All contestants in display order; unavailable ones carry the reason they are skipped."""
+    sp_missing = _sessionpool_missing()
+    pg_missing = _postgres_missing()
+    pgpool_missing = _module_missing("psycopg_pool") or pg_missing
+    candidates: list[tuple[str, str, str, Callable[[], Subject]]] = [
+        (FLOOR, "a", "", lambda: _reference_subject(FloorPool(make_fake_connection, POOL_SIZE))),
+        (
+            FAIR_FLOOR,
+            "ab",
+            "",
+            lambda: _reference_subject(FairFloorPool(make_fake_connection, POOL_SIZE)),
+        ),
+        ("sessionpool", "ab", sp_missing, lambda: _sessionpool_subject(make_fake_connection)),
+        ("sqlalchemy", "ab", _module_missing("sqlalchemy"), _sqlalchemy_subject),
+        ("dbutils", "ab", _module_missing("dbutils"), _dbutils_subject),
+        ("psycopg_pool", "ab", pgpool_missing, _psycopg_pool_subject),
+        (
+            "sessionpool+psycopg",
+            "ab",
+            sp_missing or pg_missing,
+            lambda: _sessionpool_subject(_connect_psycopg),
+        ),
+    ]
+    return [
+        Contestant(name, scen, None if reason else opener, reason)
+        for name, scen, reason, opener in candidates
+    ]
+
+
+def try_open(contestant: Contestant) -> Subject | None:
+    """Open the contestant's pool; a pool that fails to open is reported, not fatal."""
+    if contestant.open is None:
+        return None
+    try:
+        return contestant.open()
+    except Exception as exc:
+        print(f"cannot open {contestant.name}: {type(exc).__name__}: {exc}")
+        return None
+
+
+# --------------------------------------------------------------------------- statistics helpers
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, round(q / 100 * len(sorted_values) + 0.5 - 1e-9))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def median_or_nan(values: Iterable[float]) -> float:
+    items = [v for v in values if v == v]  # drop NaN
+    return statistics.median(items) if items else float("nan")
+
+
+def without_nan(value: Any) -> Any:
+    """NaN is not valid JSON; write null instead."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(v) for v in value]
+    return value
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    align = ["-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    return "\n".join([line(headers), "| " + " | ".join(align) + " |", *map(line, rows)])
+
+
+# --------------------------------------------------------------------------- scenario (a)
+
+
+def time_batch(subject: Subject, n: int, touch: bool) -> float:
+    """ns per acquire+release cycle over one batch of n cycles, with the GC off."""
+    # A collection landing inside one batch would add a spike unrelated to the pool.
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        subject.cycles(n, touch)
+        elapsed = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    return elapsed / n
+
+
+def calibrate(subject: Subject, touch: bool, target_s: float) -> int:
+    """Cycles per batch so that one batch lasts about target_s (capped at MAX_BATCH_CYCLES)."""
+    time_batch(subject, 2_000, touch)  # warm-up: first-use allocations, lazy connections
+    per_cycle_ns = time_batch(subject, 2_000, touch)
+    return int(min(MAX_BATCH_CYCLES, max(1_000, target_s * 1e9 / per_cycle_ns)))
+
+
+def run_scenario_a(
+    contestants: list[Contestant], rounds: int, batch_s: float, rng: random.Random
+) -> dict[str, dict[str, Any]]:
+    """Both variants (untouched, touched) of every contestant, interleaved in every round."""
+    opened = {c.name: try_open(c) for c in contestants}
+    subjects = {name: s for name, s in opened.items() if s is not None}
+    entries = [(name, touch) for touch in (False, True) for name in subjects]
+    try:
+        batch = {(name, t): calibrate(subjects[name], t, batch_s) for name, t in entries}
+        samples: dict[tuple[str, bool], list[float]] = {e: [] for e in entries}
+        for round_no in range(rounds):
+            order = list(entries)
+            rng.shuffle(order)  # interleave, so drift in machine load hits everyone alike
+            for name, touch in order:
+                samples[name, touch].append(time_batch(subjects[name], batch[name, touch], touch))
+            print(f"  (a) round {round_no + 1}/{rounds} done", file=sys.stderr)
+    finally:
+        for subject in subjects.values():
+            subject.close()
+    return {
+        variant: summary_a(
+            {name: samples[name, touch] for name in subjects},
+            {name: batch[name, touch] for name in subjects},
+        )
+        for variant, touch in (("untouched", False), ("touched", True))
+    }
+
+
+def summary_a(samples: dict[str, list[float]], batch: dict[str, int]) -> dict[str, Any]:
+    floor_median = median_or_nan(samples.get(REFERENCE_A, []))
+    return {
+        name: {
+            "batch_cycles": batch[name],
+            "ns_per_cycle": runs,
+            "median_ns": statistics.median(runs),
+            "min_ns": min(runs),
+            "max_ns": max(runs),
+            "ratio_to_floor": statistics.median(runs) / floor_median,
+        }
+        for name, runs in samples.items()
+    }
+
+
+def table_a(results: dict[str, Any], skipped: list[Contestant]) -> str:
+    headers = ["contestant", "median ns/cycle", "min..max ns", "x floor", "cycles/batch"]
+    rows = [
+        [
+            name,
+            fmt(r["median_ns"], 0),
+            f"{fmt(r['min_ns'], 0)}..{fmt(r['max_ns'], 0)}",
+            fmt(r["ratio_to_floor"], 2),
+            f"{r['batch_cycles']:,}",
+        ]
+        for name, r in results.items()
+    ]
+    rows += [[c.name, "skipped", "", "", ""] for c in skipped]
+    return markdown_table(headers, rows)
+
+
+# --------------------------------------------------------------------------- scenario (b)
+
+
+@dataclass
+class WorkerLog:
+    waits_ns: list[int] = field(default_factory=list)
+    holds_ns: list[int] = field(default_factory=list)
+    ends_ns: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+def _worker(
+    subject: Subject, barrier: threading.Barrier, stop: threading.Event, log: WorkerLog
+) -> None:
+    acquire, release, clock = subject.acquire, subject.release, time.perf_counter_ns
+    try:
+        barrier.wait()
+        while not stop.is_set():
+            t0 = clock()
+            conn = acquire()
+            t1 = clock()
+            time.sleep(HOLD_S)
+            t2 = clock()  # the actual hold: sleep(0.001) overshoots by tens of microseconds
+            release(conn)
+            log.waits_ns.append(t1 - t0)
+            log.holds_ns.append(t2 - t1)
+            log.ends_ns.append(clock())
+    except Exception as exc:  # reported in the table instead of killing the whole run
+        log.error = f"{type(exc).__name__}: {exc}"
+        stop.set()
+
+
+def run_contended_once(subject: Subject, duration_s: float) -> dict[str, Any]:
+    """One timed run of THREADS workers sharing POOL_SIZE connections."""
+    logs = [WorkerLog() for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS + 1, timeout=30.0)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_worker, args=(subject, barrier, stop, log), daemon=True)
+        for log in logs
+    ]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter_ns()
+    stop.wait(duration_s)  # returns early only if a worker failed
+    stop.set()
+    stop_ns = time.perf_counter_ns()
+    join_deadline = time.monotonic() + 10.0
+    for t in threads:
+        t.join(max(0.0, join_deadline - time.monotonic()))
+    hung = sum(t.is_alive() for t in threads)
+    return summarize_contended(logs, start, stop_ns, hung)
+
+
+def summarize_contended(
+    logs: list[WorkerLog], start: int, stop_ns: int, hung: int
+) -> dict[str, Any]:
+    elapsed_s = (stop_ns - start) / 1e9
+    # Throughput counts cycles finished by the stop; waits keep every acquire begun before it,
+    # so a worker starved until the end still shows its long wait.
+    per_worker = [sum(1 for end in log.ends_ns if end <= stop_ns) for log in logs]
+    total = sum(per_worker)
+    waits = sorted(w for log in logs for w in log.waits_ns)
+    holds = [h for log in logs for h in log.holds_ns]
+    mean_hold_s = statistics.fmean(holds) / 1e9 if holds else float("nan")
+    ops_per_s = total / elapsed_s
+    fair_share = total / THREADS
+    return {
+        "elapsed_s": elapsed_s,
+        "ops": total,
+        "ops_per_s": ops_per_s,
+        "of_nominal": ops_per_s / NOMINAL_OPS_PER_S,
+        "mean_hold_ms": mean_hold_s * 1e3,
+        "of_hold_limit": ops_per_s / (POOL_SIZE / mean_hold_s),
+        # Per cycle, how long each connection sat unheld: release, wake-up of the next holder,
+        # acquire. With a fair pool this is the hand-off latency.
+        "gap_us": (POOL_SIZE / ops_per_s - mean_hold_s) * 1e6,
+        "per_worker_ops": per_worker,
+        "starved": sum(1 for n in per_worker if n < STARVED_FRACTION * fair_share),
+        "wait_p50_ms": percentile(waits, 50) / 1e6,
+        "wait_p99_ms": percentile(waits, 99) / 1e6,
+        "wait_max_ms": (waits[-1] / 1e6) if waits else float("nan"),
+        "hung_threads": hung,
+        "errors": sorted({log.error for log in logs if log.error}),
+    }
+
+
+def run_scenario_b(
+    contestants: list[Contestant], rounds: int, duration_s: float, rng: random.Random
+) -> dict[str, Any]:
+    runnable = [c for c in contestants if c.open is not None]
+    per_round: dict[str, list[dict[str, Any]]] = {c.name: [] for c in runnable}
+    broken: set[str] = set()
+    for round_no in range(rounds):
+        order = list(runnable)
+        rng.shuffle(order)
+        for c in order:
+            if c.name in broken:
+                continue
+            subject = try_open(c)  # a fresh pool per run: no run inherits another's state
+            if subject is None:
+                broken.add(c.name)
+                continue
+            prewarm(subject)
+            gc.collect()
+            result = run_contended_once(subject, duration_s)
+            if result["hung_threads"]:
+                broken.add(c.name)  # its threads are stuck; never run it again in this process
+            else:
+                subject.close()
+            per_round[c.name].append(result)
+        add_p99_ratios(per_round, round_no)
+        print(f"  (b) round {round_no + 1}/{rounds} done", file=sys.stderr)
+    return {name: {"rounds": runs, **summary_b(runs)} for name, runs in per_round.items()}
+
+
+def prewarm(subject: Subject) -> None:
+    """Take every connection once, so pools that open lazily start the run fully open."""
+    held = [subject.acquire() for _ in range(POOL_SIZE)]
+    for conn in held:
+        subject.release(conn)
+
+
+def add_p99_ratios(per_round: dict[str, list[dict[str, Any]]], round_no: int) -> None:
+    """p99 wait divided by the fair floor's p99 from the same round."""
+    ref_runs = per_round.get(REFERENCE_B, [])
+    ref = ref_runs[round_no]["wait_p99_ms"] if len(ref_runs) > round_no else float("nan")
+    for runs in per_round.values():
+        if len(runs) > round_no:
+            runs[round_no]["p99_vs_fair_floor"] = runs[round_no]["wait_p99_ms"] / ref
+
+
+def summary_b(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds; starvation and worst cases are kept per round, not averaged away."""
+    keys = [
+        "ops_per_s",
+        "of_nominal",
+        "of_hold_limit",
+        "mean_hold_ms",
+        "gap_us",
+        "wait_p50_ms",
+        "wait_p99_ms",
+        "wait_max_ms",
+        "p99_vs_fair_floor",
+    ]
+    summary: dict[str, Any] = {
+        f"median_{k}": median_or_nan(r.get(k, float("nan")) for r in runs) for k in keys
+    }
+    all_counts = sorted(n for r in runs for n in r["per_worker_ops"])
+    summary["worker_ops_min_med_max"] = (
+        [all_counts[0], statistics.median(all_counts), all_counts[-1]] if all_counts else []
+    )
+    summary["starved_per_round"] = [r["starved"] for r in runs]
+    summary["problems"] = sorted(
+        {e for r in runs for e in r["errors"]}
+        | {f"{r['hung_threads']} threads hung" for r in runs if r["hung_threads"]}
+    )
+    return summary
+
+
+def table_b(results: dict[str, Any], skipped: list[Contestant]) -> str:
+    headers = [
+        "contestant",
+        "ops/s",
+        "% of 4000",
+        "% of 4/hold",
+        "mean hold ms",
+        "gap us",
+        "ops/worker min/med/max",
+        "starved",
+        "wait p50 ms",
+        "wait p99 ms",
+        "wait max ms",
+        "p99 x fair-floor",
+    ]
+    rows = []
+    for name, r in results.items():
+        lo_med_hi = r["worker_ops_min_med_max"]
+        rows.append(
+            [
+                name + (" (!)" if r["problems"] else ""),
+                fmt(r["median_ops_per_s"], 0),
+                fmt(100 * r["median_of_nominal"], 1),
+                fmt(100 * r["median_of_hold_limit"], 1),
+                fmt(r["median_mean_hold_ms"], 3),
+                fmt(r["median_gap_us"], 0),
+                "/".join(f"{v:g}" for v in lo_med_hi) if lo_med_hi else "n/a",
+                "/".join(str(n) for n in r["starved_per_round"]),
+                fmt(r["median_wait_p50_ms"], 2),
+                fmt(r["median_wait_p99_ms"], 2),
+                fmt(r["median_wait_max_ms"], 1),
+                fmt(r["median_p99_vs_fair_floor"], 2),
+            ]
+        )
+    rows += [[c.name, "skipped", *[""] * (len(headers) - 2)] for c in skipped]
+    return markdown_table(headers, rows)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short run (about 20 s)")
+    p.add_argument("--rounds", type=int, help="rounds per scenario (default a=15 b=3, quick 5/2)")
+    p.add_argument("--duration", type=float, help="seconds per (b) run (default 3, quick 1)")
+    p.add_argument("--scenario", choices=["a", "b", "ab"], default="ab", help="which scenarios")
+    p.add_argument("--only", help="comma-separated contestants (references are always run)")
+    p.add_argument("--json", metavar="PATH", help="write raw and summary results to PATH")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the per-round shuffles")
+    return p.parse_args(argv)
+
+
+def select(contestants: list[Contestant], only: str | None) -> list[Contestant]:
+    if not only:
+        return contestants
+    wanted = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = wanted - {c.name for c in contestants}
+    if unknown:
+        known = ", ".join(c.name for c in contestants)
+        raise SystemExit(f"unknown contestant(s) {sorted(unknown)}; known: {known}")
+    # The references stay in: every ratio in the tables is relative to them.
+    return [c for c in contestants if c.name in wanted | {REFERENCE_A, REFERENCE_B}]
+
+
+def environment() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for dist in ("sessionpool", "SQLAlchemy", "DBUtils", "psycopg", "psycopg-pool"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "versions": versions,
+        "switch_interval_s": sys.getswitchinterval(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    rounds_a = args.rounds or (5 if args.quick else 15)
+    rounds_b = args.rounds or (2 if args.quick else 3)
+    duration = args.duration or (1.0 if args.quick else 3.0)
+    batch_s = 0.03 if args.quick else 0.1
+    rng = random.Random(args.seed)
+
+    contestants = select(build_contestants(), args.only)
+    for c in contestants:
+        if c.open is None:
+            print(f"skipping {c.name}: {c.skip_reason}")
+    env = environment()
+    print(f"\nPython {env['python']} on {env['platform']}; versions: {env['versions']}")
+    report: dict[str, Any] = {"environment": env, "args": vars(args)}
+
+    if "a" in args.scenario:
+        entrants = [c for c in contestants if "a" in c.scenarios]
+        results_a = run_scenario_a(entrants, rounds_a, batch_s, rng)
+        skipped = [c for c in entrants if c.open is None]
+        print(f"\n### (a) uncontended acquire+release, 1 thread, {rounds_a} rounds\n")
+        print(table_a(results_a["untouched"], skipped))
+        print(f"\n### (a, touched) same, plus conn.cursor() per cycle, {rounds_a} rounds\n")
+        print(table_a(results_a["touched"], skipped))
+        report["scenario_a"] = {"rounds": rounds_a, "batch_target_s": batch_s, "results": results_a}
+
+    if "b" in args.scenario:
+        entrants = [c for c in contestants if "b" in c.scenarios]
+        results_b = run_scenario_b(entrants, rounds_b, duration, rng)
+        print(
+            f"\n### (b) {THREADS} threads, {POOL_SIZE} connections, hold {HOLD_S * 1e3:g} ms,"
+            f" {duration:g} s x {rounds_b} rounds\n"
+        )
+        print(table_b(results_b, [c for c in entrants if c.open is None]))
+        for name, r in results_b.items():
+            for problem in r["problems"]:
+                print(f"(!) {name}: {problem}")
+        report["scenario_b"] = {"rounds": rounds_b, "duration_s": duration, "results": results_b}
+
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(without_nan(report), fh, indent=2, default=str)
+        print(f"\nwrote {args.json}")
+    faulthandler.cancel_dump_traceback_later()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""PoolState: every count and list of one pool, and every decision about them.
+
+Pure bookkeeping in the sans-I/O style: no threads, asyncio, clock, logging or driver. Callers
+hold their own lock around each call, pass ``now`` where time matters, and afterwards carry out
+the effects left in ``state.effects`` (open, close, wake) with the lock released.
+
+Rules kept here (each is checked by tests/core):
+
+1. Accounting: ``opened`` counts live connections (idle + busy); ``opening`` those on their way.
+   Outside forced opens, ``opened + opening <= hard cap`` at all times.
+2. One borrower per slot: a slot is granted only from IDLE, or straight from its opening or
+   release to one waiting request.
+3. FIFO: a connection that comes back, or is newly opened, goes to the oldest waiting request
+   that accepts it, never to a later caller. Hence an idle slot never sits beside a waiter that
+   would accept it, and a new caller taking an idle slot never overtakes anyone.
+4. Generations: ``invalidate()`` bumps the generation in O(1); a slot of an older generation is
+   never granted again: it is closed when found idle or when it comes back.
+5. A waiter ends with exactly one of a slot or an error; ``cancel`` of a request the core has
+   already served returns that slot so the caller can keep it or give it back.
+
+Hot-path economy, the fast lane: the acquire and release of an untagged connection of the
+pool's own user, with nobody waiting, touch only the slot and one deque, ``fast_idle``. A
+shell may run that lane inline under its lock instead of calling `acquire`/`release`:
+
+* acquire: pop from ``fast_idle`` (``pop_fast_idle``); if the slot's generation equals
+  ``generation``, set its state to BUSY and add one to its ``uses``; otherwise put it back
+  (``unpop_fast_idle``) and call `acquire`, which closes it.
+* release: if ``calm`` is true, the slot is BUSY, untagged, of key None and of the current
+  generation, set ``last_used``, ``tag`` = None and state IDLE, and append it to
+  ``fast_idle``; otherwise call `release`.
+
+These are exactly the first branches of `acquire` and `release`, which remain complete on
+their own. ``busy`` and ``acquires`` are derived when read instead of counted, and the
+conditions for the quick release are folded into ``calm``, recomputed after every call that
+can change them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from typing import Any, Literal
+
+from ..errors import PoolClosed
+from .effects import CloseConnection, Effect, OpenConnections, Wake
+from .records import BUSY, CLOSED, IDLE, Request, Slot
+
+__all__ = ["EnqueueResult", "PoolState"]
+
+EnqueueResult = Literal["queued", "exhausted", "closed"]
+_Bucket = deque[Slot]
+
+
+class PoolState:
+    """The decision core of one pool.
+
+    Args:
+        min_size: connections kept open once started.
+        max_size: connections kept; more are closed when returned with nobody waiting.
+        max_overflow: extra connections allowed under demand; -1 = no cap.
+        increment: connections opened together when the pool grows.
+        lifo: reuse the most recently returned connection first (else the oldest).
+        lazy: open nothing until the first request.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_size: int,
+        max_size: int,
+        max_overflow: int = 0,
+        increment: int = 1,
+        lifo: bool = True,
+        lazy: bool = False,
+    ) -> None:
+        self.min_size = min_size
+        self.max_size = max_size
+        self.cap: int | None = None if max_overflow < 0 else max_size + max_overflow
+        self.increment = increment
+        self.lifo = lifo
+        self.started = not lazy
+        self.closed = False
+        self.generation = 0
+
+        self.opened = 0
+        self.opening = 0
+        self._opening_for: dict[Hashable, int] = {}
+        self._all: set[Slot] = set()
+
+        self._waiters: deque[Request] = deque()
+        self._waiting_for: dict[Hashable, int] = {}
+        self._forced: list[Request] = []
+
+        # Idle slots by key, then by tag; each bucket has its newest slot on the right.
+        # The (None, None) bucket, untagged connections of the pool's own credentials, is
+        # the one nearly every pool uses: it is kept permanently and reached directly.
+        self.fast_idle: _Bucket = deque()
+        self._idle: dict[Hashable, dict[str | None, _Bucket]] = {None: {None: self.fast_idle}}
+        self._idle_elsewhere = 0  # idle slots in buckets other than _plain
+        self.pop_fast_idle = self.fast_idle.pop if lifo else self.fast_idle.popleft
+        self.unpop_fast_idle = self.fast_idle.append if lifo else self.fast_idle.appendleft
+        # True while a release may go straight to _plain: nobody waits, the pool is open and
+        # not above max_size. Recomputed by _update_calm() after every slow-path change.
+        self.calm = True
+
+        self.effects: list[Effect] = []
+        self.last_connect_error: BaseException | None = None
+
+        # Counters for stats(); none of them is touched on the hot path.
+        self._retired_uses = 0
+        self.waits = 0
+        self.timeouts = 0
+        self.exhausted = 0
+        self.handoffs = 0
+        self.connections_opened = 0
+        self.connections_closed = 0
+        self.connect_errors = 0
+
+    # -- figures ---------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return len(self.fast_idle) + self._idle_elsewhere
+
+    @property
+    def busy(self) -> int:
+        return self.opened - len(self.fast_idle) - self._idle_elsewhere
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters) + len(self._forced)
+
+    @property
+    def acquires(self) -> int:
+        """Connections lent since creation (derived from the slots' use counts)."""
+        return self._retired_uses + sum(slot.uses for slot in self._all)
+
+    def slots(self) -> frozenset[Slot]:
+        """Every live slot, idle or busy (for diagnostics and tests)."""
+        return frozenset(self._all)
+
+    def waiters(self) -> tuple[Request, ...]:
+        """Waiting requests, oldest first (forced ones last)."""
+        return (*self._waiters, *self._forced)
+
+    # -- borrowing -------------------------------------------------------------------------
+
+    def acquire(self, key: Hashable, tag: str | None, matchanytag: bool) -> Slot | None:
+        """Lend an idle slot the caller accepts, or return None if there is none.
+
+        Finding none changes nothing; the caller then queues with `enqueue` under the same
+        lock. Stale slots met on the way are closed (effects).
+        """
+        if key is None and tag is None:
+            plain = self.fast_idle
+            while plain:
+                slot = self.pop_fast_idle()
+                if slot.generation == self.generation:
+                    slot.state = BUSY
+                    slot.uses += 1
+                    return slot
+                self._forget(slot, "invalidated")
+        slot = self._take_idle(key, tag, matchanytag)
+        if slot is not None:
+            slot.state = BUSY
+            slot.uses += 1
+        return slot
+
+    def enqueue(self, request: Request, when_exhausted: str) -> EnqueueResult:
+        """Queue a request that `acquire` could not serve, and plan the opens it needs.
+
+        Returns "closed" if the pool is closed, "exhausted" when ``when_exhausted`` is
+        "fail" and nothing is free or on its way, else "queued": the request will be woken
+        with a slot or an error. With "force", a connection beyond the cap is opened for
+        this request alone when the pool cannot serve it otherwise.
+        """
+        if self.closed:
+            return "closed"
+        self.started = True
+        key = request.key
+        on_its_way = self._opening_for.get(key, 0) - self._waiting_for.get(key, 0)
+        # Idle slots here cannot serve this request (acquire just failed) but can be
+        # evicted to make room for one that can.
+        can_grow = on_its_way > 0 or self._room() > 0 or self.idle > 0
+        if not can_grow and when_exhausted == "fail":
+            self.exhausted += 1
+            return "exhausted"
+        self.waits += 1
+        if not can_grow and when_exhausted == "force":
+            request.forced = True
+            self._forced.append(request)
+            self.opening += 1
+            self.effects.append(OpenConnections(key, 1, request))
+        else:
+            self._waiters.append(request)
+            self._waiting_for[key] = self._waiting_for.get(key, 0) + 1
+            self._plan_opens()
+        self._update_calm()
+        return "queued"
+
+    def cancel(self, request: Request, *, timed_out: bool) -> Slot | None:
+        """Withdraw a waiting request (deadline passed, or the caller was interrupted).
+
+        Returns the slot if the core granted one before the cancel arrived; the caller then
+        owns it and must use it or `release` it. Otherwise the request leaves the queue.
+        """
+        if request.slot is not None:
+            return request.slot
+        if request.error is not None:
+            return None
+        if request.forced:
+            self._forced.remove(request)
+        else:
+            self._waiters.remove(request)
+            self._waiting_for[request.key] -= 1
+        if timed_out:
+            self.timeouts += 1
+        self._update_calm()
+        return None
+
+    def release(self, slot: Slot, now: float, tag: str | None = None) -> None:
+        """Take back a lent slot, retagged with ``tag``, and decide where it goes.
+
+        A slot closed meanwhile by ``close(force=True)`` is ignored.
+        """
+        if slot.state != BUSY:
+            if slot.state == CLOSED:
+                return
+            raise RuntimeError(f"release of a slot that is not lent: {slot!r}")
+        slot.last_used = now
+        slot.tag = tag
+        slot.state = IDLE
+        if self.calm and tag is None and slot.key is None and slot.generation == self.generation:
+            self.fast_idle.append(slot)
+            return
+        self._place(slot)
+        self._update_calm()
+
+    def discard(self, slot: Slot, reason: str) -> None:
+        """Forget a slot whose connection is unusable (dropped, failed reset) and close it."""
+        if slot.state == CLOSED:
+            return
+        if slot.state == IDLE:
+            self._remove_idle(slot)
+        self._forget(slot, reason)
+        self._plan_opens()
+        self._update_calm()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin keeping ``min_size`` open (used by a non-lazy pool at creation)."""
+        if not self.closed:
+            self.started = True
+            self._plan_opens()
+
+    def opened_connection(
+        self, key: Hashable, connection: Any, now: float, request: Request | None = None
+    ) -> Slot:
+        """Record a connection an `OpenConnections` effect produced and place it."""
+        self.opening -= 1
+        if request is None:
+            self._opening_for[key] -= 1
+        slot = Slot(connection, key, self.generation, now)
+        self.opened += 1
+        self.connections_opened += 1
+        self._all.add(slot)
+        if request is not None and not request.is_settled and request in self._forced:
+            self._forced.remove(request)
+            self._grant(request, slot)
+        else:
+            # Placed exactly as if a borrower had returned it, so FIFO and caps apply.
+            self._place(slot)
+        self._update_calm()
+        return slot
+
+    def open_failed(
+        self, key: Hashable, error: BaseException, request: Request | None = None
+    ) -> None:
+        """Record a failed open; the borrower it was meant for gets the error at once."""
+        self.opening -= 1
+        self.connect_errors += 1
+        self.last_connect_error = error
+        if request is not None:
+            if not request.is_settled and request in self._forced:
+                self._forced.remove(request)
+                self._fail(request, error)
+        else:
+            self._opening_for[key] -= 1
+            if self._waiting_for.get(key, 0) > self._opening_for[key]:
+                for waiter in self._waiters:
+                    if waiter.key == key:
+                        self._waiters.remove(waiter)
+                        self._waiting_for[key] -= 1
+                        self._fail(waiter, error)
+                        break
+                # Room freed by the failed open goes to the next waiter: one attempt per
+                # failed waiter, so a down server costs one connect per caller, not a storm.
+                self._plan_opens()
+        self._update_calm()
+
+    # -- control ---------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Make every current connection stale in O(1): idle ones are closed when next met,
+        busy ones when they come back."""
+        self.generation += 1
+
+    def close(self, *, force: bool) -> bool:
+        """Close the pool. Returns False (and changes nothing) if connections are lent and
+        ``force`` is not set; with ``force``, lent connections are closed too."""
+        if self.busy and not force:
+            return False
+        self.closed = True
+        for slot in list(self._all):
+            if slot.state == IDLE:
+                self._remove_idle(slot)
+            self._forget(slot, "pool closed")
+        error = PoolClosed("the pool was closed while this caller waited for a connection")
+        for waiter in (*self._waiters, *self._forced):
+            self._fail(waiter, error)
+        self._waiters.clear()
+        self._waiting_for.clear()
+        self._forced.clear()
+        self._update_calm()
+        return True
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _update_calm(self) -> None:
+        self.calm = (
+            not self._waiters
+            and not self._forced
+            and not self.closed
+            and self.opened <= self.max_size
+        )
+
+    def _room(self) -> float:
+        if self.cap is None:
+            return float("inf")
+        return self.cap - self.opened - self.opening
+
+    def _grant(self, request: Request, slot: Slot) -> None:
+        slot.state = BUSY
+        slot.uses += 1
+        self.handoffs += 1
+        request.slot = slot
+        self.effects.append(Wake(request))
+
+    def _fail(self, request: Request, error: BaseException) -> None:
+        request.error = error
+        self.effects.append(Wake(request))
+
+    def _place(self, slot: Slot) -> None:
+        """Route a slot that just came back or was opened (rules 3 and 4)."""
+        if self.closed:
+            self._forget(slot, "pool closed")
+            return
+        if slot.generation != self.generation:
+            self._forget(slot, "invalidated")
+            self._plan_opens()
+            return
+        if self.cap is not None and self.opened > self.cap:
+            self._forget(slot, "opened beyond the cap")
+            self._plan_opens()
+            return
+        for index, waiter in enumerate(self._waiters):
+            if waiter.accepts(slot):
+                del self._waiters[index]
+                self._waiting_for[waiter.key] -= 1
+                self._grant(waiter, slot)
+                return
+        if not self._waiters and self.opened > self.max_size:
+            self._forget(slot, "overflow")
+            return
+        slot.state = IDLE
+        self._push_idle(slot)
+        if self._waiters:
+            # Waiters that cannot use this slot may need it closed to make room (rule 3).
+            self._plan_opens()
+
+    def _push_idle(self, slot: Slot) -> None:
+        if slot.key is None and slot.tag is None:
+            self.fast_idle.append(slot)
+            return
+        buckets = self._idle.get(slot.key)
+        if buckets is None:
+            buckets = self._idle[slot.key] = {}
+        bucket = buckets.get(slot.tag)
+        if bucket is None:
+            bucket = buckets[slot.tag] = deque()
+        bucket.append(slot)
+        self._idle_elsewhere += 1
+
+    def _remove_idle(self, slot: Slot) -> None:
+        bucket = self._idle[slot.key][slot.tag]
+        bucket.remove(slot)
+        if bucket is not self.fast_idle:
+            self._idle_elsewhere -= 1
+            self._drop_if_empty(slot.key, slot.tag, bucket)
+
+    def _drop_if_empty(self, key: Hashable, tag: str | None, bucket: _Bucket) -> None:
+        if bucket or bucket is self.fast_idle:
+            return
+        buckets = self._idle[key]
+        del buckets[tag]
+        if not buckets and key is not None:
+            del self._idle[key]
+
+    def _pop_current(self, key: Hashable, tag: str | None, bucket: _Bucket) -> Slot | None:
+        """Pop the next slot of the current generation, closing stale ones on the way."""
+        found = None
+        while bucket:
+            slot = bucket.pop() if self.lifo else bucket.popleft()
+            if bucket is not self.fast_idle:
+                self._idle_elsewhere -= 1
+            if slot.generation == self.generation:
+                found = slot
+                break
+            self._forget(slot, "invalidated")
+        self._drop_if_empty(key, tag, bucket)
+        return found
+
+    def _take_idle(self, key: Hashable, tag: str | None, matchanytag: bool) -> Slot | None:
+        """Idle lookup in cx_Oracle's order: the exact tag, then untagged, then (for an
+        untagged request or with matchanytag) any other tag. O(number of distinct tags)."""
+        if key not in self._idle:
+            return None
+        for wanted in (tag, None) if tag is not None else (None,):
+            bucket = self._idle.get(key, {}).get(wanted)
+            if bucket:
+                slot = self._pop_current(key, wanted, bucket)
+                if slot is not None:
+                    return slot
+        if tag is None or matchanytag:
+            for other, bucket in list(self._idle.get(key, {}).items()):
+                if bucket:
+                    slot = self._pop_current(key, other, bucket)
+                    if slot is not None:
+                        return slot
+        return None
+
+    def _forget(self, slot: Slot, reason: str) -> None:
+        """Drop a slot that is no longer idle or busy from the accounting and close it."""
+        slot.state = CLOSED
+        self.opened -= 1
+        self.connections_closed += 1
+        self._retired_uses += slot.uses
+        self._all.discard(slot)
+        self.effects.append(CloseConnection(slot, reason))
+
+    def _evict_idle(self) -> bool:
+        """Close the least recently used idle slot to make room; False if none is idle.
+
+        Only called while requests wait that no idle slot can serve (rule 3), so no idle slot
+        is worth more to them than the room it takes.
+        """
+        oldest: tuple[Hashable, str | None, _Bucket] | None = None
+        for key, buckets in self._idle.items():
+            for tag, bucket in buckets.items():
+                if bucket and (oldest is None or bucket[0].last_used < oldest[2][0].last_used):
+                    oldest = (key, tag, bucket)
+        if oldest is None:
+            return False
+        key, tag, bucket = oldest
+        slot = bucket.popleft()
+        if bucket is not self.fast_idle:
+            self._idle_elsewhere -= 1
+        self._drop_if_empty(key, tag, bucket)
+        self._forget(slot, "evicted for another user or tag")
+        return True
+
+    def _plan_opens(self) -> None:
+        """Start the opens that waiting requests and ``min_size`` need, within the cap.
+
+        Waiting keys are served in order of their oldest waiter. A key short of connections
+        opens ``max(shortfall, increment)``; at the cap, idle slots of other keys or tags are
+        evicted to make room.
+        """
+        if self.closed:
+            return
+        shortfall: dict[Hashable, int] = {}
+        for waiter in self._waiters:
+            key = waiter.key
+            if key not in shortfall:
+                shortfall[key] = self._waiting_for[key] - self._opening_for.get(key, 0)
+        for key, short in shortfall.items():
+            if short <= 0:
+                continue
+            while self._room() < short and self._evict_idle():
+                pass
+            self._open(key, self._growth(short))
+        if self.started:
+            short = self.min_size - self.opened - self.opening
+            if short > 0:
+                self._open(None, self._growth(short))
+
+    def _growth(self, short: int) -> int:
+        """How many to open for a shortfall: the shortfall rounded up to ``increment`` as long
+        as that stays within ``max_size`` (overflow is opened only on demand), never past the
+        cap."""
+        count = short
+        if count < self.increment:
+            within_max = self.max_size - self.opened - self.opening
+            count = max(count, min(self.increment, within_max))
+        return int(min(count, self._room()))
+
+    def _open(self, key: Hashable, count: int) -> None:
+        if count <= 0:
+            return
+        self.opening += count
+        self._opening_for[key] = self._opening_for.get(key, 0) + count
+        self.effects.append(OpenConnections(key, count))

@@ -1,0 +1,59 @@
+"""PoolStats: a consistent, immutable snapshot of a pool's figures and counters.
+
+Built from a PoolState by the shell under its lock; pure data, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .state import PoolState
+
+__all__ = ["PoolStats", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """Figures now (``busy`` ... ``waiting``) and counters since the pool was created."""
+
+    min_size: int
+    max_size: int
+    hard_cap: int | None
+    opened: int
+    busy: int
+    idle: int
+    opening: int
+    waiting: int
+    acquires: int
+    waits: int
+    handoffs: int
+    timeouts: int
+    exhausted: int
+    connections_opened: int
+    connections_closed: int
+    connect_errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snapshot(state: PoolState) -> PoolStats:
+    return PoolStats(
+        min_size=state.min_size,
+        max_size=state.max_size,
+        hard_cap=state.cap,
+        opened=state.opened,
+        busy=state.busy,
+        idle=state.idle,
+        opening=state.opening,
+        waiting=state.waiting,
+        acquires=state.acquires,
+        waits=state.waits,
+        handoffs=state.handoffs,
+        timeouts=state.timeouts,
+        exhausted=state.exhausted,
+        connections_opened=state.connections_opened,
+        connections_closed=state.connections_closed,
+        connect_errors=state.connect_errors,
+    )

@@ -1,0 +1,1 @@
+"""The threaded shell: Pool and its Lease. Waits and does I/O; decides nothing itself."""

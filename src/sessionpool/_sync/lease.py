@@ -1,0 +1,207 @@
+"""Lease: the per-checkout handle a borrower holds, a transparent proxy of the DB-API connection.
+
+Any use after release raises at once, and the driver connection is no longer reachable from it.
+Part of the threaded shell: its release runs the return hot path under the pool's lock and
+leaves every other decision to the pool and its core.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .._core.records import BUSY, IDLE
+from ..errors import LeaseReleased
+
+if TYPE_CHECKING:
+    from .._core.records import Slot
+    from .pool import Pool
+
+__all__ = ["Lease", "lease_class_for"]
+
+
+class Lease:
+    """A borrowed connection. Use it as the DB-API connection it wraps.
+
+    Only a pool creates leases (it fills the three fields itself, see `Pool.acquire`).
+
+    ``close()``, ``release()`` and leaving a ``with`` block give it back to the pool. After
+    that every attribute access raises `LeaseReleased`. ``tag`` is the session's tag as
+    handed out; set it before release to retag the session (cx_Oracle's ``conn.tag``).
+    """
+
+    # Three fields only: a lease is allocated on every acquire, so it is kept small.
+    __slots__ = ("_pool", "_slot", "tag")
+
+    _pool: Pool
+    _slot: Slot | None
+    tag: str | None
+
+    if TYPE_CHECKING:
+        # For type checkers only: at run time the driver's attributes are forwarded by
+        # members generated per connection class (see lease_class_for); a real __getattr__
+        # would make every attribute read of a lease slower, its own fields included.
+        def __getattr__(self, name: str) -> Any: ...
+
+    @property
+    def driver_connection(self) -> Any:
+        """The driver's own connection object, for what the proxy cannot forward."""
+        slot = self._checked_slot()
+        slot.dirty = True
+        return slot.connection
+
+    @property
+    def is_released(self) -> bool:
+        return self._slot is None
+
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
+    def release(self, tag: str | None = None) -> None:
+        """Give the connection back to its pool, optionally retagged.
+
+        The session is reset first (the pool's ``reset_on_return``) if the borrower used it;
+        a reset that fails drops the connection instead.
+        Raises:
+            LeaseReleased: it was already given back.
+        """
+        # The return hot path lives here, one call deep, rather than in Pool: a Python call
+        # costs as much as the rest of the path. It runs the core's fast lane inline (see
+        # _core/state.py) and hands anything unusual to the pool.
+        slot = self._slot
+        if slot is None:
+            raise LeaseReleased("this connection was already returned to the pool")
+        self._slot = None
+        pool = self._pool
+        if slot.dirty and pool._reset is not None and not pool._reset_or_drop(slot):
+            return
+        if tag is None:
+            tag = self.tag
+        now = monotonic()
+        if tag is None:
+            core = pool._core
+            lock = pool._lock
+            lock.acquire()
+            if (
+                core.calm
+                and slot.key is None
+                and slot.generation == core.generation
+                and slot.state == BUSY
+            ):
+                slot.last_used = now
+                slot.tag = None
+                slot.state = IDLE
+                core.fast_idle.append(slot)
+                lock.release()
+                return
+            lock.release()
+        pool._take_back(slot, tag, now)
+
+    # DB-API close() returns the connection to the pool instead of closing it.
+    close = release
+
+    def drop(self) -> None:
+        """Close the underlying connection and remove it from the pool (it is broken)."""
+        self._pool.drop(self)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._slot is not None:
+            self.release()
+
+    def __repr__(self) -> str:
+        slot = self._slot
+        if slot is None:
+            return "<Lease released>"
+        return f"<Lease of {type(slot.connection).__name__} tag={self.tag!r}>"
+
+    def _checked_slot(self) -> Slot:
+        slot = self._slot
+        if slot is None:
+            raise _released("driver_connection")
+        return slot
+
+
+def _released(name: str) -> LeaseReleased:
+    return LeaseReleased(
+        f"this connection was returned to the pool; cannot use .{name} any more "
+        "(acquire a new one)"
+    )
+
+
+def _forwarding_method(name: str) -> Any:
+    def forward(lease: Lease, *args: Any, **kwargs: Any) -> Any:
+        slot = lease._slot
+        if slot is None:
+            raise _released(name)
+        slot.dirty = True
+        return getattr(slot.connection, name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    forward.__doc__ = f"Forwarded to the driver connection's {name}()."
+    return forward
+
+
+def _forwarding_property(name: str) -> property:
+    def get(lease: Lease) -> Any:
+        slot = lease._slot
+        if slot is None:
+            raise _released(name)
+        slot.dirty = True
+        return getattr(slot.connection, name)
+
+    def set_(lease: Lease, value: Any) -> None:
+        slot = lease._slot
+        if slot is None:
+            raise _released(name)
+        slot.dirty = True
+        setattr(slot.connection, name, value)
+
+    return property(get, set_, doc=f"Forwarded to the driver connection's {name!r}.")
+
+
+_lease_classes: dict[type, type[Lease]] = {}
+
+
+def lease_class_for(connection: Any) -> type[Lease]:
+    """The Lease subclass that proxies connections of this one's class.
+
+    It forwards every public method and attribute the driver class declares (methods as
+    methods; properties and C-level descriptors such as sqlite3's ``isolation_level`` or
+    psycopg's ``autocommit`` as read-write properties) plus the instance attributes this
+    first connection carries. Built once per driver class and cached; forwarding through
+    generated members instead of ``__getattr__``/``__setattr__`` hooks keeps both the
+    pool's hot path and every forwarded call fast. Any forwarded use marks the session
+    dirty, so an untouched lease skips the reset on return.
+    """
+    connection_type = type(connection)
+    cls = _lease_classes.get(connection_type)
+    if cls is not None:
+        return cls
+    names: dict[str, Any] = {}
+    for klass in reversed(connection_type.__mro__):
+        if klass is object:
+            continue
+        names.update(vars(klass))
+    for name in getattr(connection, "__dict__", {}):
+        names.setdefault(name, None)
+    namespace: dict[str, Any] = {"__slots__": ()}
+    for name, value in names.items():
+        if name.startswith("_") or hasattr(Lease, name):
+            continue
+        if callable(value) and not isinstance(value, (staticmethod, classmethod, type)):
+            namespace[name] = _forwarding_method(name)
+        else:
+            namespace[name] = _forwarding_property(name)
+    cls = type(f"Lease[{connection_type.__name__}]", (Lease,), namespace)
+    _lease_classes[connection_type] = cls
+    return cls

@@ -1,0 +1,614 @@
+"""Pool: the threaded shell around the decision core.
+
+One lock guards each call into `PoolState`; every I/O the core asks for (connect, reset, close)
+and every wake-up happens after the lock is released, so no thread ever connects, rolls back or
+closes while holding it. Waiting borrowers block on a private lock of their own, handed off to
+in FIFO order by the core. New connections are opened on short-lived threads, never on the
+borrower's own path, so a slow connect cannot make an acquire overrun its deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable
+from time import monotonic
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
+from .._core.records import BUSY, IDLE, Request, Slot
+from .._core.state import PoolState
+from .._core.stats import PoolStats, snapshot
+from .._core.tags import normalize_tag
+from ..config import PoolConfig, check_timeout
+from ..drivers.base import Connector
+from ..errors import (
+    ConfigError,
+    ForeignLease,
+    LeaseReleased,
+    PoolClosed,
+    PoolExhausted,
+    PoolInUse,
+    PoolTimeout,
+    UsageError,
+)
+from .lease import Lease, lease_class_for
+
+__all__ = ["Pool"]
+
+# Leases are built field by field in the caller's frame: no __init__ frame on the hot path.
+_new_lease = object.__new__
+
+logger = logging.getLogger("sessionpool.pool")
+
+
+class _Default:
+    """Marks an argument the caller left out (None is a meaningful timeout: wait forever)."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+DEFAULT: Any = _Default()
+
+
+class UserKey(NamedTuple):
+    """Identity of a per-user connection: the user and a salted digest of the password, so a
+    connection opened with one password is never lent to a caller presenting another."""
+
+    user: str
+    secret: bytes
+
+    def __repr__(self) -> str:
+        return f"UserKey({self.user!r})"
+
+
+class Pool:
+    """A thread-safe pool of DB-API connections.
+
+    Build one with `sessionpool.create_pool`. Borrow with ``with pool.acquire() as conn:``.
+
+    Args:
+        connector: opens and closes driver connections.
+        config: the pool's settings.
+    """
+
+    def __init__(self, connector: Connector, config: PoolConfig) -> None:
+        self._connector = connector
+        self._config = config
+        self._core = PoolState(
+            min_size=config.min_size,
+            max_size=config.max_size,
+            max_overflow=config.max_overflow,
+            increment=config.increment,
+            lifo=config.idle_order == "lifo",
+            lazy=config.lazy,
+        )
+        self._lock = threading.Lock()
+        self._reset = _reset_function(config.reset_on_return)
+        self._session_callback = config.session_callback
+        self._on_connect = config.on_connect
+        self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
+        self._salt = os.urandom(16)
+        self.name = config.name or f"pool-{id(self):x}"
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def open(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Open ``min_size`` connections, concurrently.
+
+        Args:
+            wait: block until they are open (or failed).
+            timeout: most seconds to wait; None waits for the connects to finish.
+        Raises:
+            PoolTimeout: the connections were not all open within ``timeout``.
+            Exception: the driver's connect error if any connection failed to open; the pool
+                is closed then.
+        """
+        check_timeout("timeout", timeout)
+        with self._lock:
+            errors_before = self._core.connect_errors
+            self._core.start()
+            effects = self._take_effects()
+        threads = self._run(effects)
+        if not wait:
+            return
+        deadline = None if timeout is None else monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - monotonic()))
+            if thread.is_alive():
+                raise PoolTimeout(
+                    f"pool {self.name!r}: opening {len(threads)} connection(s) took more than "
+                    f"{timeout} s; check that the database is reachable"
+                )
+        with self._lock:
+            failed = self._core.connect_errors > errors_before
+            error = self._core.last_connect_error
+        if failed and error is not None:
+            self.close(force=True)
+            raise error
+
+    def close(self, force: bool = False) -> None:
+        """Close the pool and every connection it holds.
+
+        Args:
+            force: also close connections that are still borrowed; their leases become
+                unusable. Without it, closing with borrowed connections is refused.
+        Raises:
+            PoolInUse: connections are still borrowed and ``force`` is False.
+        """
+        with self._lock:
+            if self._core.closed:
+                return
+            if not self._core.close(force=force):
+                busy = self._core.busy
+                raise PoolInUse(
+                    f"pool {self.name!r}: {busy} connection(s) still borrowed; release them "
+                    "first or call close(force=True)"
+                )
+            effects = self._take_effects()
+        self._run(effects)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(force=True)
+
+    # -- borrowing -------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        *,
+        timeout: float | None = DEFAULT,
+        tag: str | None = None,
+        matchanytag: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        when_exhausted: str | None = None,
+    ) -> Lease:
+        """Borrow a connection.
+
+        Args:
+            timeout: seconds to wait for one (default: the pool's ``wait_timeout``;
+                None waits forever).
+            tag: ask for a session tagged "k1=v1;k2=v2" (order of pairs does not matter).
+                Without it an untagged session is preferred.
+            matchanytag: accept a session with another tag when none has this one.
+            user, password: a connection opened for this user (heterogeneous pools only).
+            when_exhausted: override the pool's ``when_exhausted`` for this call.
+        Returns:
+            A `Lease`: the DB-API connection, returned on ``close()``/``release()``/exit.
+        Raises:
+            PoolTimeout: nothing became free in time.
+            PoolExhausted: none free and ``when_exhausted="fail"``.
+            PoolClosed: the pool is closed.
+            UsageError: per-user credentials on a homogeneous pool, or a malformed tag.
+        """
+        if tag is None and user is None and password is None and when_exhausted is None:
+            # Hot path, the core's fast lane run inline (see _core/state.py): lock, pop,
+            # compare generation, unlock, wrap. Explicit acquire/release rather than `with`:
+            # on CPython 3.11 the `with` form costs twice as much here.
+            core = self._core
+            self._lock.acquire()
+            if core.fast_idle:
+                slot = core.pop_fast_idle()
+                if slot.generation == core.generation:
+                    slot.state = BUSY
+                    slot.uses += 1
+                    self._lock.release()
+                    lease: Lease = _new_lease(slot.lease_class)
+                    lease._slot = slot
+                    lease._pool = self
+                    lease.tag = None
+                    return lease
+                core.unpop_fast_idle(slot)
+            self._lock.release()
+        return self._acquire_slow(timeout, tag, matchanytag, user, password, when_exhausted)
+
+    def release(self, lease: Lease, tag: str | None = None) -> None:
+        """Give a borrowed connection back, optionally retagged.
+
+        The session is reset first (``reset_on_return``) if the borrower used it; a reset that
+        fails drops the connection instead.
+        Raises:
+            LeaseReleased: it was already given back.
+            ForeignLease: it belongs to another pool.
+        """
+        if lease._pool is not self:
+            raise ForeignLease(
+                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
+            )
+        lease.release(tag)
+
+    def drop(self, lease: Lease) -> None:
+        """Close a borrowed connection and remove it from the pool (it is broken).
+
+        Raises:
+            LeaseReleased: it was already given back.
+            ForeignLease: it belongs to another pool.
+        """
+        slot = lease._slot
+        if slot is None:
+            raise LeaseReleased("this connection was already returned to the pool")
+        if lease._pool is not self:
+            raise ForeignLease(
+                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
+            )
+        lease._slot = None
+        self._discard(slot, "dropped by the borrower")
+
+    # -- figures ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    @property
+    def busy(self) -> int:
+        """Connections borrowed now."""
+        return self._core.busy
+
+    @property
+    def idle(self) -> int:
+        """Connections open and free now."""
+        return self._core.idle
+
+    @property
+    def opened(self) -> int:
+        """Connections open now (busy + idle)."""
+        return self._core.opened
+
+    @property
+    def opening(self) -> int:
+        """Connections being opened now."""
+        return self._core.opening
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection now."""
+        return self._core.waiting
+
+    @property
+    def min_size(self) -> int:
+        return self._config.min_size
+
+    @property
+    def max_size(self) -> int:
+        return self._config.max_size
+
+    @property
+    def max_overflow(self) -> int:
+        return self._config.max_overflow
+
+    @property
+    def increment(self) -> int:
+        return self._config.increment
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the figures and counters."""
+        with self._lock:
+            return snapshot(self._core)
+
+    # SQLAlchemy's names for the same figures (pool_size = max_size).
+    def size(self) -> int:
+        return self._config.max_size
+
+    def checkedin(self) -> int:
+        return self._core.idle
+
+    def checkedout(self) -> int:
+        return self._core.busy
+
+    def overflow(self) -> int:
+        """Connections open beyond ``max_size`` (negative while below it), as SQLAlchemy."""
+        return self._core.opened - self._config.max_size
+
+    def status(self) -> str:
+        """SQLAlchemy's one-line status."""
+        with self._lock:
+            idle, opened, busy = self._core.idle, self._core.opened, self._core.busy
+        return (
+            f"Pool size: {self._config.max_size}  Connections in pool: {idle} "
+            f"Current Overflow: {opened - self._config.max_size} "
+            f"Current Checked out connections: {busy}"
+        )
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.closed else "open"
+        return (
+            f"<Pool {self.name!r} {state} busy={core.busy} idle={core.idle} "
+            f"opened={core.opened} max_size={self._config.max_size} waiting={core.waiting} "
+            f"via {self._connector.describe()}>"
+        )
+
+    # -- internals: acquiring --------------------------------------------------------------
+
+    def _acquire_slow(
+        self,
+        timeout: float | None,
+        tag: str | None,
+        matchanytag: bool,
+        user: str | None,
+        password: str | None,
+        when_exhausted: str | None,
+    ) -> Lease:
+        config = self._config
+        key = self._key_for(user, password)
+        wanted_tag = self._normalize_tag(tag)
+        mode = config.when_exhausted if when_exhausted is None else when_exhausted
+        if mode not in ("wait", "fail", "force"):
+            raise ConfigError(f"when_exhausted must be 'wait', 'fail' or 'force' (got {mode!r})")
+        if timeout is DEFAULT:
+            timeout = config.wait_timeout
+        else:
+            check_timeout("timeout", timeout)
+        now = monotonic()
+        deadline = None if timeout is None else now + timeout
+        request = None
+        refusal = None
+        with self._lock:
+            core = self._core
+            if core.closed:
+                raise PoolClosed(f"pool {self.name!r} is closed")
+            slot = core.acquire(key, wanted_tag, matchanytag)
+            if slot is None:
+                handle = threading.Lock()
+                handle.acquire()
+                request = Request(key, wanted_tag, matchanytag, handle)
+                outcome = core.enqueue(request, mode)
+                if outcome == "exhausted":
+                    refusal = PoolExhausted(
+                        f"pool {self.name!r}: no connection free and the pool is at its cap "
+                        f"({self._figures()}); raise max_size/max_overflow or use "
+                        "when_exhausted='wait'"
+                    )
+            errors_before = core.connect_errors
+            effects = self._take_effects()
+        self._run(effects)
+        if refusal is not None:
+            raise refusal
+        if slot is None:
+            assert request is not None
+            slot = self._wait(request, deadline, timeout, errors_before)
+        lease: Lease = _new_lease(slot.lease_class)
+        lease._slot = slot
+        lease._pool = self
+        lease.tag = slot.tag
+        if slot.tag != wanted_tag and self._session_callback is not None:
+            self._run_session_callback(lease, wanted_tag)
+        return lease
+
+    def _wait(
+        self, request: Request, deadline: float | None, timeout: float | None, errors_before: int
+    ) -> Slot:
+        handle = request.handle
+        try:
+            if deadline is None:
+                woken = handle.acquire()
+            else:
+                woken = handle.acquire(timeout=max(0.0, deadline - monotonic()))
+        except BaseException:
+            # Interrupted while blocked (KeyboardInterrupt): leave the queue, keep nothing.
+            self._withdraw(request)
+            raise
+        if not woken:
+            with self._lock:
+                slot = self._core.cancel(request, timed_out=True)
+                figures = self._figures()
+                connect_failed = self._core.connect_errors > errors_before
+                last_error = self._core.last_connect_error
+            if slot is not None:
+                # Served at the very moment the deadline passed: it is ours, not lost.
+                return slot
+            if request.error is None:
+                error = PoolTimeout(
+                    f"pool {self.name!r}: no connection free within {timeout} s "
+                    f"({figures}); raise max_size or wait_timeout, or release connections "
+                    "sooner"
+                )
+                if connect_failed and last_error is not None:
+                    raise error from last_error
+                raise error
+        if request.error is not None:
+            if isinstance(request.error, PoolClosed):
+                # One PoolClosed is shared by all waiters: raise a fresh one per thread.
+                raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+            raise request.error
+        assert request.slot is not None
+        return request.slot
+
+    def _withdraw(self, request: Request) -> None:
+        with self._lock:
+            slot = self._core.cancel(request, timed_out=False)
+            if slot is not None:
+                self._core.release(slot, monotonic(), slot.tag)
+            effects = self._take_effects()
+        self._run(effects)
+
+    def _key_for(self, user: str | None, password: str | None) -> Hashable:
+        if user is None and password is None:
+            return None
+        if self._config.homogeneous:
+            raise UsageError(
+                f"pool {self.name!r} is homogeneous: acquire() takes no user or password; "
+                "create the pool with homogeneous=False for per-user connections"
+            )
+        if not isinstance(user, str) or not user:
+            raise UsageError("user must be a non-empty string when a password is given")
+        secret = (password or "").encode()
+        key = UserKey(user, hashlib.blake2b(secret, key=self._salt, digest_size=16).digest())
+        self._credentials[key] = (user, password)
+        return key
+
+    def _normalize_tag(self, tag: str | None) -> str | None:
+        try:
+            return normalize_tag(tag)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"tag: {exc}") from None
+
+    def _run_session_callback(self, lease: Lease, requested_tag: str | None) -> None:
+        slot = lease._slot
+        assert self._session_callback is not None and slot is not None
+        slot.dirty = True
+        try:
+            self._session_callback(lease, requested_tag, slot.tag)
+        except BaseException:
+            # The session's state is unknown now: it must not go back to the pool.
+            lease._slot = None
+            self._discard(slot, "session_callback failed")
+            raise
+
+    # -- internals: returning --------------------------------------------------------------
+
+    def _take_back(self, slot: Slot, tag: str | None, now: float) -> None:
+        """Return a slot through the core's general path (the lease tried the fast lane)."""
+        if tag is not None and tag is not slot.tag:
+            tag = self._normalize_tag(tag)
+        with self._lock:
+            self._core.release(slot, now, tag)
+            effects = self._take_effects()
+        if effects:
+            self._run(effects)
+
+    def _reset_or_drop(self, slot: Slot) -> bool:
+        assert self._reset is not None
+        try:
+            self._reset(slot.connection)
+        except BaseException as exc:
+            logger.warning(
+                "pool %r: reset on return failed (%s: %s); dropping that connection",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._discard(slot, "reset failed")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.dirty = False
+        return True
+
+    def _discard(self, slot: Slot, reason: str) -> None:
+        with self._lock:
+            self._core.discard(slot, reason)
+            effects = self._take_effects()
+        self._run(effects)
+
+    # -- internals: effects ----------------------------------------------------------------
+
+    def _take_effects(self) -> list[Effect]:
+        """Detach the core's pending effects (call with the lock held)."""
+        effects = self._core.effects
+        if effects:
+            self._core.effects = []
+        return effects
+
+    def _run(self, effects: list[Effect]) -> list[threading.Thread]:
+        """Carry out effects outside the lock; returns the opener threads started."""
+        openers: list[threading.Thread] = []
+        for effect in effects:
+            if isinstance(effect, Wake):
+                effect.request.handle.release()
+            elif isinstance(effect, CloseConnection):
+                self._close_quietly(effect.slot.connection, effect.reason)
+            elif isinstance(effect, OpenConnections):
+                openers.extend(self._start_openers(effect))
+        return openers
+
+    def _start_openers(self, effect: OpenConnections) -> list[threading.Thread]:
+        threads = []
+        for index in range(effect.count):
+            thread = threading.Thread(
+                target=self._open_one,
+                args=(effect.key, effect.request),
+                name=f"sessionpool-{self.name}-open",
+                daemon=True,
+            )
+            try:
+                thread.start()
+            except RuntimeError as exc:  # the interpreter cannot start more threads
+                for _ in range(effect.count - index):
+                    self._report_open_failure(effect.key, exc, effect.request)
+                break
+            threads.append(thread)
+        return threads
+
+    def _open_one(self, key: Hashable, request: Request | None) -> None:
+        user, password = self._credentials.get(key, (None, None))
+        try:
+            connection = self._connector.connect(user, password)
+        except BaseException as exc:
+            self._report_open_failure(key, exc, request)
+            return
+        if self._on_connect is not None:
+            try:
+                self._on_connect(connection)
+            except BaseException as exc:
+                self._close_quietly(connection, "on_connect failed")
+                self._report_open_failure(key, exc, request)
+                return
+        lease_class = lease_class_for(connection)
+        with self._lock:
+            slot = self._core.opened_connection(key, connection, monotonic(), request)
+            slot.lease_class = lease_class
+            effects = self._take_effects()
+        self._run(effects)
+
+    def _report_open_failure(
+        self, key: Hashable, error: BaseException, request: Request | None
+    ) -> None:
+        logger.warning(
+            "pool %r: opening a connection failed: %s: %s", self.name, type(error).__name__, error
+        )
+        with self._lock:
+            self._core.open_failed(key, error, request)
+            effects = self._take_effects()
+        self._run(effects)
+
+    def _close_quietly(self, connection: Any, reason: str) -> None:
+        try:
+            self._connector.close(connection)
+        except Exception as exc:
+            # The connection is gone from the pool either way; a failing close must not
+            # disturb the caller that happened to trigger it.
+            logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+
+    def _figures(self) -> str:
+        core = self._core
+        cap = "no cap" if core.cap is None else f"cap {core.cap}"
+        return (
+            f"{core.busy} busy of max_size {core.max_size} ({cap}), {core.idle} idle, "
+            f"{core.opening} opening, {core.waiting} waiting"
+        )
+
+
+def _reset_function(reset: Any) -> Callable[[Any], object] | None:
+    if reset is None:
+        return None
+    if reset == "rollback":
+        return _rollback
+    if reset == "commit":
+        return _commit
+    return reset  # type: ignore[no-any-return]
+
+
+def _rollback(connection: Any) -> None:
+    connection.rollback()
+
+
+def _commit(connection: Any) -> None:
+    connection.commit()

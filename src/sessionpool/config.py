@@ -1,0 +1,153 @@
+"""PoolConfig: every pool setting in one frozen, keyword-only object, validated once.
+
+Validation happens here, at construction, and names the offending parameter; nothing else in
+the library re-checks these values. Holds no connection and does no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Union
+
+from .errors import ConfigError
+
+__all__ = ["PoolConfig", "ResetOnReturn", "SessionCallback", "WhenExhausted"]
+
+WhenExhausted = Literal["wait", "fail", "force"]
+IdleOrder = Literal["lifo", "fifo"]
+# "rollback" / "commit" call that method on the driver connection; None does nothing;
+# a callable receives the driver connection and must leave it ready for the next borrower.
+ResetOnReturn = Union[Literal["rollback", "commit"], None, Callable[[Any], object]]
+# Called as session_callback(connection, requested_tag, actual_tag) when the session handed
+# out does not carry the tag that was asked for.
+SessionCallback = Callable[[Any, Union[str, None], Union[str, None]], object]
+
+_WHEN_EXHAUSTED = ("wait", "fail", "force")
+_IDLE_ORDERS = ("lifo", "fifo")
+_RESET_NAMES = ("rollback", "commit")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PoolConfig:
+    """Settings of one pool.
+
+    Sizing, in one model that both seed vocabularies map onto:
+
+    * ``min_size``: connections kept open at all times once the pool has started
+      (cx_Oracle ``min``). SQLAlchemy keeps no minimum: its pools map to ``min_size=0``.
+    * ``max_size``: connections the pool keeps (cx_Oracle ``max``, SQLAlchemy ``pool_size``).
+    * ``max_overflow``: extra connections opened beyond ``max_size`` while demand lasts and
+      closed when they come back with nobody waiting (SQLAlchemy ``max_overflow``);
+      ``-1`` means no limit. The hard cap is ``max_size + max_overflow``.
+    * ``increment``: how many connections are opened together when the pool must grow
+      (cx_Oracle ``increment``); they are opened concurrently.
+
+    Args:
+        min_size: connections opened at start (unless ``lazy``) and kept open.
+        max_size: connections kept by the pool.
+        max_overflow: temporary connections allowed beyond ``max_size``; -1 = unbounded.
+        increment: connections opened together when the pool grows.
+        lazy: open nothing until the first acquire (SQLAlchemy) instead of filling
+            ``min_size`` at creation (cx_Oracle).
+        when_exhausted: what an acquire does when no connection is free and the cap is
+            reached: ``"wait"`` (up to ``wait_timeout``), ``"fail"`` (raise
+            `PoolExhausted` at once) or ``"force"`` (open one beyond the cap; it is closed
+            when released).
+        wait_timeout: seconds an acquire may wait; ``None`` waits forever.
+        idle_order: ``"lifo"`` reuses the most recently returned connection (fewer
+            connections stay warm), ``"fifo"`` rotates through all of them.
+        reset_on_return: ``"rollback"``, ``"commit"``, ``None`` or a callable run on the
+            driver connection when it comes back; a reset that raises drops the connection.
+        on_connect: called once with each new driver connection before first use.
+        session_callback: called as ``(connection, requested_tag, actual_tag)`` when the
+            session handed out carries another tag than the one asked for.
+        homogeneous: when False, ``acquire(user=..., password=...)`` may ask for a
+            connection opened for another user.
+        name: a label for logs, errors and metrics; never derived from credentials.
+    """
+
+    min_size: int = 1
+    max_size: int = 10
+    max_overflow: int = 0
+    increment: int = 1
+    lazy: bool = False
+    when_exhausted: WhenExhausted = "wait"
+    wait_timeout: float | None = 30.0
+    idle_order: IdleOrder = "lifo"
+    reset_on_return: ResetOnReturn = "rollback"
+    on_connect: Callable[[Any], object] | None = None
+    session_callback: SessionCallback | None = None
+    homogeneous: bool = True
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("min_size", self.min_size, lowest=0)
+        _check_int("max_size", self.max_size, lowest=1)
+        _check_int("max_overflow", self.max_overflow, lowest=-1)
+        _check_int("increment", self.increment, lowest=1)
+        if self.min_size > self.max_size:
+            raise ConfigError(
+                f"min_size must not exceed max_size (got min_size={self.min_size}, "
+                f"max_size={self.max_size}); lower min_size or raise max_size"
+            )
+        _check_bool("lazy", self.lazy)
+        _check_bool("homogeneous", self.homogeneous)
+        _check_choice("when_exhausted", self.when_exhausted, _WHEN_EXHAUSTED)
+        _check_choice("idle_order", self.idle_order, _IDLE_ORDERS)
+        check_timeout("wait_timeout", self.wait_timeout)
+        reset = self.reset_on_return
+        if reset is not None and not callable(reset):
+            _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
+        _check_callable("on_connect", self.on_connect)
+        _check_callable("session_callback", self.session_callback)
+        if self.name is not None and not isinstance(self.name, str):
+            raise ConfigError(f"name must be a string or None, not {type(self.name).__name__}")
+
+    @property
+    def hard_cap(self) -> int | None:
+        """Most connections open at once outside ``when_exhausted="force"``; None = no cap."""
+        if self.max_overflow < 0:
+            return None
+        return self.max_size + self.max_overflow
+
+    @classmethod
+    def parameter_names(cls) -> frozenset[str]:
+        """Names accepted as keyword arguments (and, later, URL query settings)."""
+        return frozenset(f.name for f in fields(cls))
+
+
+def _check_int(name: str, value: object, *, lowest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
+    if value < lowest:
+        raise ConfigError(f"{name} must be >= {lowest} (got {value})")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {type(value).__name__} {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...], extra: str = "") -> None:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices) + (f" or {extra}" if extra else "")
+        raise ConfigError(f"{name} must be one of {allowed} (got {value!r})")
+
+
+def _check_callable(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be callable or None, not {type(value).__name__}")
+
+
+def check_timeout(name: str, value: object) -> None:
+    """Raise ConfigError unless value is None or a finite number of seconds >= 0."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(
+            f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}"
+        )
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
