@@ -1,8 +1,8 @@
 """sessionpool: a session/connection pool for every DB-API driver.
 
-    pool = sessionpool.create_pool(creator=my_connect, min_size=2, max_size=10)
-    with pool.acquire() as conn:
-        conn.cursor().execute("select 1")
+pool = sessionpool.create_pool(creator=my_connect, min_size=2, max_size=10)
+with pool.acquire() as conn:
+    conn.cursor().execute("select 1")
 """
 
 from ._core.stats import PoolStats

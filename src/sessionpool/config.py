@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -19,10 +19,10 @@ WhenExhausted = Literal["wait", "fail", "force"]
 IdleOrder = Literal["lifo", "fifo"]
 # "rollback" / "commit" call that method on the driver connection; None does nothing;
 # a callable receives the driver connection and must leave it ready for the next borrower.
-ResetOnReturn = Union[Literal["rollback", "commit"], None, Callable[[Any], object]]
+ResetOnReturn = Literal["rollback", "commit"] | None | Callable[[Any], object]
 # Called as session_callback(connection, requested_tag, actual_tag) when the session handed
 # out does not carry the tag that was asked for.
-SessionCallback = Callable[[Any, Union[str, None], Union[str, None]], object]
+SessionCallback = Callable[[Any, str | None, str | None], object]
 
 _WHEN_EXHAUSTED = ("wait", "fail", "force")
 _IDLE_ORDERS = ("lifo", "fifo")

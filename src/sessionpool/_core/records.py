@@ -91,9 +91,4 @@ class Request:
         """
         if slot.key != self.key:
             return False
-        return (
-            self.tag is None
-            or slot.tag is None
-            or slot.tag == self.tag
-            or self.matchanytag
-        )
+        return self.tag is None or slot.tag is None or slot.tag == self.tag or self.matchanytag

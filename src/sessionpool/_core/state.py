@@ -49,6 +49,7 @@ __all__ = ["EnqueueResult", "PoolState"]
 
 EnqueueResult = Literal["queued", "exhausted", "closed"]
 _Bucket = deque[Slot]
+_EVERY_KEY: Any = object()  # _plan_opens default: plan for every waiting key
 
 
 class PoolState:
@@ -160,11 +161,13 @@ class PoolState:
                     slot.uses += 1
                     return slot
                 self._forget(slot, "invalidated")
-        slot = self._take_idle(key, tag, matchanytag)
-        if slot is not None:
-            slot.state = BUSY
-            slot.uses += 1
-        return slot
+                if self._waiters:
+                    self._plan_opens()  # the room it freed may serve a waiter
+        found = self._take_idle(key, tag, matchanytag)
+        if found is not None:
+            found.state = BUSY
+            found.uses += 1
+        return found
 
     def enqueue(self, request: Request, when_exhausted: str) -> EnqueueResult:
         """Queue a request that `acquire` could not serve, and plan the opens it needs.
@@ -178,25 +181,33 @@ class PoolState:
             return "closed"
         self.started = True
         key = request.key
-        on_its_way = self._opening_for.get(key, 0) - self._waiting_for.get(key, 0)
-        # Idle slots here cannot serve this request (acquire just failed) but can be
-        # evicted to make room for one that can.
-        can_grow = on_its_way > 0 or self._room() > 0 or self.idle > 0
-        if not can_grow and when_exhausted == "fail":
-            self.exhausted += 1
-            return "exhausted"
+        if when_exhausted != "wait" and not self._can_serve_without_release(key):
+            if when_exhausted == "fail":
+                self.exhausted += 1
+                return "exhausted"
+            if when_exhausted == "force":
+                self.waits += 1
+                request.forced = True
+                self._forced.append(request)
+                self.opening += 1
+                self.effects.append(OpenConnections(key, 1, request))
+                self._update_calm()
+                return "queued"
         self.waits += 1
-        if not can_grow and when_exhausted == "force":
-            request.forced = True
-            self._forced.append(request)
-            self.opening += 1
-            self.effects.append(OpenConnections(key, 1, request))
-        else:
-            self._waiters.append(request)
-            self._waiting_for[key] = self._waiting_for.get(key, 0) + 1
-            self._plan_opens()
-        self._update_calm()
+        self._waiters.append(request)
+        self._waiting_for[key] = self._waiting_for.get(key, 0) + 1
+        # Only this key's shortfall changed; every other event replans all keys. With no room
+        # and nothing idle to evict there is nothing to plan: the request waits for a release.
+        if self._room() > 0 or self.fast_idle or self._idle_elsewhere:
+            self._plan_opens(key)
+        self.calm = False  # somebody waits now
         return "queued"
+
+    def _can_serve_without_release(self, key: Hashable) -> bool:
+        """Whether a new request of ``key`` can be served by a connection on its way, by
+        room to open one, or by evicting an idle one (which acquire just found unusable)."""
+        on_its_way = self._opening_for.get(key, 0) - self._waiting_for.get(key, 0)
+        return on_its_way > 0 or self._room() > 0 or self.idle > 0
 
     def cancel(self, request: Request, *, timed_out: bool) -> Slot | None:
         """Withdraw a waiting request (deadline passed, or the caller was interrupted).
@@ -424,7 +435,7 @@ class PoolState:
     def _take_idle(self, key: Hashable, tag: str | None, matchanytag: bool) -> Slot | None:
         """Idle lookup in cx_Oracle's order: the exact tag, then untagged, then (for an
         untagged request or with matchanytag) any other tag. O(number of distinct tags)."""
-        if key not in self._idle:
+        if (not self.fast_idle and not self._idle_elsewhere) or key not in self._idle:
             return None
         for wanted in (tag, None) if tag is not None else (None,):
             bucket = self._idle.get(key, {}).get(wanted)
@@ -470,26 +481,31 @@ class PoolState:
         self._forget(slot, "evicted for another user or tag")
         return True
 
-    def _plan_opens(self) -> None:
+    def _plan_opens(self, only_key: Hashable = _EVERY_KEY) -> None:
         """Start the opens that waiting requests and ``min_size`` need, within the cap.
 
-        Waiting keys are served in order of their oldest waiter. A key short of connections
-        opens ``max(shortfall, increment)``; at the cap, idle slots of other keys or tags are
-        evicted to make room.
+        Waiting keys are served in order of their oldest waiter (or only ``only_key``). A key
+        short of connections opens ``max(shortfall, increment)``; at the cap, idle slots of
+        other keys or tags are evicted to make room.
         """
         if self.closed:
             return
         shortfall: dict[Hashable, int] = {}
-        for waiter in self._waiters:
-            key = waiter.key
-            if key not in shortfall:
-                shortfall[key] = self._waiting_for[key] - self._opening_for.get(key, 0)
+        if only_key is not _EVERY_KEY:
+            shortfall[only_key] = self._waiting_for[only_key] - self._opening_for.get(only_key, 0)
+        else:
+            for waiter in self._waiters:
+                key = waiter.key
+                if key not in shortfall:
+                    shortfall[key] = self._waiting_for[key] - self._opening_for.get(key, 0)
         for key, short in shortfall.items():
             if short <= 0:
                 continue
-            while self._room() < short and self._evict_idle():
-                pass
-            self._open(key, self._growth(short))
+            room = self._room()
+            while room < short and (self.fast_idle or self._idle_elsewhere) and self._evict_idle():
+                room += 1
+            if room > 0:
+                self._open(key, self._growth(short))
         if self.started:
             short = self.min_size - self.opened - self.opening
             if short > 0:

@@ -19,11 +19,12 @@ def normalize_tag(tag: str | None) -> str | None:
     """
     if tag is None:
         return None
+    if not isinstance(tag, str):
+        kind = type(tag).__name__
+        raise TypeError(f"tag must be a string like 'k1=v1;k2=v2' or None, not {kind}")
     cached = _cache.get(tag)
     if cached is not None or tag in _cache:
         return cached
-    if not isinstance(tag, str):
-        raise TypeError(f"tag must be a string like 'k1=v1;k2=v2' or None, not {type(tag).__name__}")
     pairs = []
     for part in tag.split(";"):
         part = part.strip()

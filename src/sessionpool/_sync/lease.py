@@ -79,13 +79,16 @@ class Lease:
             return
         if tag is None:
             tag = self.tag
+        if tag is not None and tag is not slot.tag:
+            tag = pool._normalize_tag(tag)
         now = monotonic()
-        if tag is None:
-            core = pool._core
-            lock = pool._lock
-            lock.acquire()
+        core = pool._core
+        lock = pool._lock
+        lock.acquire()
+        try:
             if (
-                core.calm
+                tag is None
+                and core.calm
                 and slot.key is None
                 and slot.generation == core.generation
                 and slot.state == BUSY
@@ -94,10 +97,15 @@ class Lease:
                 slot.tag = None
                 slot.state = IDLE
                 core.fast_idle.append(slot)
-                lock.release()
                 return
+            core.release(slot, now, tag)
+            effects = core.effects
+            if effects:
+                core.effects = []
+        finally:
             lock.release()
-        pool._take_back(slot, tag, now)
+        if effects:
+            pool._run(effects)
 
     # DB-API close() returns the connection to the pool instead of closing it.
     close = release
@@ -133,8 +141,7 @@ class Lease:
 
 def _released(name: str) -> LeaseReleased:
     return LeaseReleased(
-        f"this connection was returned to the pool; cannot use .{name} any more "
-        "(acquire a new one)"
+        f"this connection was returned to the pool; cannot use .{name} any more (acquire a new one)"
     )
 
 

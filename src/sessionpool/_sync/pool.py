@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
-from .._core.records import BUSY, IDLE, Request, Slot
+from .._core.records import BUSY, Request, Slot
 from .._core.state import PoolState
 from .._core.stats import PoolStats, snapshot
 from .._core.tags import normalize_tag
@@ -347,8 +347,8 @@ class Pool:
         when_exhausted: str | None,
     ) -> Lease:
         config = self._config
-        key = self._key_for(user, password)
-        wanted_tag = self._normalize_tag(tag)
+        key = None if user is None and password is None else self._key_for(user, password)
+        wanted_tag = None if tag is None else self._normalize_tag(tag)
         mode = config.when_exhausted if when_exhausted is None else when_exhausted
         if mode not in ("wait", "fail", "force"):
             raise ConfigError(f"when_exhausted must be 'wait', 'fail' or 'force' (got {mode!r})")
@@ -474,16 +474,6 @@ class Pool:
 
     # -- internals: returning --------------------------------------------------------------
 
-    def _take_back(self, slot: Slot, tag: str | None, now: float) -> None:
-        """Return a slot through the core's general path (the lease tried the fast lane)."""
-        if tag is not None and tag is not slot.tag:
-            tag = self._normalize_tag(tag)
-        with self._lock:
-            self._core.release(slot, now, tag)
-            effects = self._take_effects()
-        if effects:
-            self._run(effects)
-
     def _reset_or_drop(self, slot: Slot) -> bool:
         assert self._reset is not None
         try:
@@ -531,7 +521,7 @@ class Pool:
 
     def _start_openers(self, effect: OpenConnections) -> list[threading.Thread]:
         threads = []
-        for index in range(effect.count):
+        for index in range(effect.number):
             thread = threading.Thread(
                 target=self._open_one,
                 args=(effect.key, effect.request),
@@ -541,7 +531,7 @@ class Pool:
             try:
                 thread.start()
             except RuntimeError as exc:  # the interpreter cannot start more threads
-                for _ in range(effect.count - index):
+                for _ in range(effect.number - index):
                     self._report_open_failure(effect.key, exc, effect.request)
                 break
             threads.append(thread)

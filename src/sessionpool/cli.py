@@ -1,0 +1,174 @@
+"""The `sessionpool` command line: one subcommand per task, each a thin front for its module."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .demo import QUICK_SECONDS, DemoSettings, run_demo
+from .errors import Error
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # argparse's own code for a usage error
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status instead of exiting.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits after --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command: Command = args.run
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print(f"sessionpool {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Error as exc:  # the pool's own errors say what to change; no traceback needed
+        print(f"sessionpool {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionpool",
+        description="A DB-API connection pool for threads and asyncio: tools and a demo.",
+        epilog="exit status: 0 ok, 1 failure, 2 usage error. "
+        "Run 'sessionpool COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True
+    )
+    add_demo(commands)
+    return parser
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = DemoSettings()
+    demo = commands.add_parser(
+        "demo",
+        help="watch threads share a small pool of SQLite connections",
+        description=(
+            "Start a burst of worker threads that share a small pool of SQLite connections "
+            "(a temporary database, deleted afterwards). Each worker loops: acquire a "
+            "connection, insert a row and update a counter in one transaction, commit, "
+            "release. The pool's state is shown live; the summary gives throughput, acquire "
+            "wait percentiles and timeouts, and checks that every committed cycle is in the "
+            "table and that the pool closes with no connection left."
+        ),
+        epilog="exit status: 0 every check held, 1 a check failed, 2 usage error.",
+    )
+    demo.add_argument(
+        "--workers",
+        metavar="N",
+        type=bounded_int(1, 1000),
+        default=defaults.workers,
+        help="worker threads (default: %(default)s)",
+    )
+    duration = demo.add_mutually_exclusive_group()
+    duration.add_argument(
+        "--seconds",
+        metavar="S",
+        type=positive_float,
+        default=defaults.seconds,
+        help="how long the burst lasts (default: %(default)s)",
+    )
+    duration.add_argument(
+        "--quick",
+        action="store_const",
+        const=QUICK_SECONDS,
+        dest="seconds",
+        help=f"a short run of {QUICK_SECONDS:g} s",
+    )
+    demo.add_argument(
+        "--max-size",
+        metavar="N",
+        type=bounded_int(1, 1000),
+        default=defaults.max_size,
+        help="the pool's max_size; fewer than --workers makes workers wait (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--hold-ms",
+        metavar="MS",
+        type=non_negative_float,
+        default=defaults.hold * 1e3,
+        help="milliseconds each worker keeps its connection per cycle (default: %(default)g)",
+    )
+    demo.add_argument(
+        "--acquire-timeout",
+        metavar="S",
+        type=positive_float,
+        default=defaults.acquire_timeout,
+        help="seconds an acquire may wait before PoolTimeout (default: %(default)s)",
+    )
+    demo.set_defaults(run=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    settings = DemoSettings(
+        workers=args.workers,
+        seconds=args.seconds,
+        max_size=args.max_size,
+        hold=args.hold_ms / 1e3,
+        acquire_timeout=args.acquire_timeout,
+    )
+    return run_demo(settings)
+
+
+# -- argument types -------------------------------------------------------------------------
+
+
+def bounded_int(lowest: int, highest: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lowest <= value <= highest:
+            raise argparse.ArgumentTypeError(f"must be {lowest} to {highest} (got {value})")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    # NaN compares false with everything, and inf would make the demo run forever.
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
+    return value
