@@ -52,8 +52,12 @@ class Tally:
             self.first_error = f"{type(error).__name__}: {error}"
 
 
-def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
-    """Run the demo, print a live line and a summary to ``out``; return 0 if every check held."""
+def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
+    """Run the demo, print a live line and a summary to ``out`` (default: stdout).
+
+    Returns 0 if every check held, else 1.
+    """
+    out = sys.stdout if out is None else out
     with tempfile.TemporaryDirectory(prefix="sessionpool-demo-") as directory:
         path = os.path.join(directory, "demo.sqlite3")
         prepare_database(path)

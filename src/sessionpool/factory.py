@@ -46,5 +46,11 @@ def create_pool(
         raise ConfigError(str(exc)) from None
     pool = Pool(connector, config)
     if not config.lazy:
-        pool.open(wait=True, timeout=open_timeout)
+        try:
+            pool.open(wait=True, timeout=open_timeout)
+        except BaseException:
+            # The caller never gets this pool: close it, so connects still under way are
+            # closed when they complete instead of leaking.
+            pool.close(force=True)
+            raise
     return pool

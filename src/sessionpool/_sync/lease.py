@@ -11,8 +11,8 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._core.records import BUSY, IDLE
-from ..errors import LeaseReleased
+from .._core.records import BUSY, CLOSED, IDLE
+from ..errors import Error, LeaseReleased, PoolClosed
 
 if TYPE_CHECKING:
     from .._core.records import Slot
@@ -134,22 +134,26 @@ class Lease:
 
     def _checked_slot(self) -> Slot:
         slot = self._slot
-        if slot is None:
-            raise _released("driver_connection")
+        if slot is None or slot.state == CLOSED:
+            raise _unusable(slot, "driver_connection")
         return slot
 
 
-def _released(name: str) -> LeaseReleased:
-    return LeaseReleased(
-        f"this connection was returned to the pool; cannot use .{name} any more (acquire a new one)"
-    )
+def _unusable(slot: Slot | None, name: str) -> Error:
+    """The error for using a lease that was released, or whose pool was force-closed."""
+    if slot is None:
+        return LeaseReleased(
+            f"this connection was returned to the pool; cannot use .{name} any more "
+            "(acquire a new one)"
+        )
+    return PoolClosed(f"the pool was closed with force=True; cannot use .{name} any more")
 
 
 def _forwarding_method(name: str) -> Any:
     def forward(lease: Lease, *args: Any, **kwargs: Any) -> Any:
         slot = lease._slot
-        if slot is None:
-            raise _released(name)
+        if slot is None or slot.state == CLOSED:
+            raise _unusable(slot, name)
         slot.dirty = True
         return getattr(slot.connection, name)(*args, **kwargs)
 
@@ -161,15 +165,15 @@ def _forwarding_method(name: str) -> Any:
 def _forwarding_property(name: str) -> property:
     def get(lease: Lease) -> Any:
         slot = lease._slot
-        if slot is None:
-            raise _released(name)
+        if slot is None or slot.state == CLOSED:
+            raise _unusable(slot, name)
         slot.dirty = True
         return getattr(slot.connection, name)
 
     def set_(lease: Lease, value: Any) -> None:
         slot = lease._slot
-        if slot is None:
-            raise _released(name)
+        if slot is None or slot.state == CLOSED:
+            raise _unusable(slot, name)
         slot.dirty = True
         setattr(slot.connection, name, value)
 

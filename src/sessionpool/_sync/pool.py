@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
-from .._core.records import BUSY, Request, Slot
+from .._core.records import BUSY, CLOSED, Request, Slot
 from .._core.state import PoolState
 from .._core.stats import PoolStats, snapshot
 from .._core.tags import normalize_tag
@@ -223,10 +223,7 @@ class Pool:
             LeaseReleased: it was already given back.
             ForeignLease: it belongs to another pool.
         """
-        if lease._pool is not self:
-            raise ForeignLease(
-                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
-            )
+        self._check_owner(lease)
         lease.release(tag)
 
     def drop(self, lease: Lease) -> None:
@@ -236,13 +233,10 @@ class Pool:
             LeaseReleased: it was already given back.
             ForeignLease: it belongs to another pool.
         """
+        self._check_owner(lease)
         slot = lease._slot
         if slot is None:
             raise LeaseReleased("this connection was already returned to the pool")
-        if lease._pool is not self:
-            raise ForeignLease(
-                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
-            )
         lease._slot = None
         self._discard(slot, "dropped by the borrower")
 
@@ -474,11 +468,23 @@ class Pool:
 
     # -- internals: returning --------------------------------------------------------------
 
+    def _check_owner(self, lease: Lease) -> None:
+        if not isinstance(lease, Lease):
+            raise UsageError(
+                f"expected a connection returned by acquire(), got {type(lease).__name__}"
+            )
+        if lease._pool is not self:
+            raise ForeignLease(
+                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
+            )
+
     def _reset_or_drop(self, slot: Slot) -> bool:
         assert self._reset is not None
         try:
             self._reset(slot.connection)
         except BaseException as exc:
+            if slot.state == CLOSED:  # closed under it by close(force=True): nothing to do
+                return False
             logger.warning(
                 "pool %r: reset on return failed (%s: %s); dropping that connection",
                 self.name,
