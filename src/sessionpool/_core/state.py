@@ -507,9 +507,11 @@ class PoolState:
             if room > 0:
                 self._open(key, self._growth(short))
         if self.started:
+            # Keeping min_size is not growth on demand: open exactly what is missing
+            # (cx_Oracle creates a pool with min sessions, whatever its increment).
             short = self.min_size - self.opened - self.opening
             if short > 0:
-                self._open(None, self._growth(short))
+                self._open(None, int(min(short, self._room())))
 
     def _growth(self, short: int) -> int:
         """How many to open for a shortfall: the shortfall rounded up to ``increment`` as long
