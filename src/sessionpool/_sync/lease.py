@@ -73,14 +73,15 @@ class Lease:
         slot = self._slot
         if slot is None:
             raise LeaseReleased("this connection was already returned to the pool")
-        self._slot = None
         pool = self._pool
-        if slot.dirty and pool._reset is not None and not pool._reset_or_drop(slot):
-            return
         if tag is None:
             tag = self.tag
         if tag is not None and tag is not slot.tag:
+            # Checked while the lease is still out: a malformed tag raises and loses nothing.
             tag = pool._normalize_tag(tag)
+        self._slot = None
+        if slot.dirty and pool._reset is not None and not pool._reset_or_drop(slot):
+            return
         now = monotonic()
         core = pool._core
         lock = pool._lock

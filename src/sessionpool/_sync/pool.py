@@ -193,6 +193,8 @@ class Pool:
             PoolClosed: the pool is closed.
             UsageError: per-user credentials on a homogeneous pool, or a malformed tag.
         """
+        if timeout is not DEFAULT:
+            check_timeout("timeout", timeout)
         if tag is None and user is None and password is None and when_exhausted is None:
             # Hot path, the core's fast lane run inline (see _core/state.py): lock, pop,
             # compare generation, unlock, wrap. Explicit acquire/release rather than `with`:
@@ -348,8 +350,6 @@ class Pool:
             raise ConfigError(f"when_exhausted must be 'wait', 'fail' or 'force' (got {mode!r})")
         if timeout is DEFAULT:
             timeout = config.wait_timeout
-        else:
-            check_timeout("timeout", timeout)
         now = monotonic()
         deadline = None if timeout is None else now + timeout
         request = None

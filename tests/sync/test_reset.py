@@ -1,0 +1,204 @@
+"""Reset on return and on_connect of the threaded Pool: rollback, commit, None, callables."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import sessionpool
+from tests.fakes.fake_dbapi import FakeConnection, FakeDatabase, OperationalError
+from tests.sync.conftest import PoolFactory, assert_consistent, start_waiter
+
+
+def use(lease: sessionpool.Lease) -> None:
+    lease.cursor().execute("insert into t values (1)")
+
+
+def warm_up(pool: sessionpool.Pool) -> FakeConnection:
+    """One borrow-and-use cycle so the single connection has been reset once."""
+    lease = pool.acquire()
+    driver: FakeConnection = lease.driver_connection
+    use(lease)
+    lease.release()
+    return driver
+
+
+def test_rollback_is_the_default_reset(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    driver = warm_up(pool)
+    before = driver.rollbacks
+    lease = pool.acquire()
+    use(lease)
+    assert driver.in_transaction
+    lease.release()
+    assert driver.rollbacks == before + 1
+    assert not driver.in_transaction
+    assert driver.commits == 0
+
+
+def test_an_untouched_lease_skips_the_reset(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    driver = warm_up(pool)
+    before = driver.rollbacks
+    for _ in range(3):
+        pool.acquire().release()
+        with pool.acquire():
+            pass
+    assert driver.rollbacks == before
+
+
+def test_attribute_access_counts_as_use(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    driver = warm_up(pool)
+    before = driver.rollbacks
+    lease = pool.acquire()
+    _ = lease.in_transaction
+    lease.release()
+    assert driver.rollbacks == before + 1
+
+
+def test_commit_reset(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1, reset_on_return="commit")
+    driver = warm_up(pool)
+    before = driver.commits
+    lease = pool.acquire()
+    use(lease)
+    lease.release()
+    assert driver.commits == before + 1
+    assert driver.rollbacks == 0
+    assert not driver.in_transaction
+
+
+def test_no_reset(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1, reset_on_return=None)
+    lease = pool.acquire()
+    driver = lease.driver_connection
+    use(lease)
+    lease.release()
+    assert (driver.rollbacks, driver.commits) == (0, 0)
+    assert driver.in_transaction
+
+
+def test_callable_reset_gets_the_driver_connection(make_pool: PoolFactory) -> None:
+    seen: list[Any] = []
+    pool = make_pool(min_size=1, max_size=1, reset_on_return=seen.append)
+    lease = pool.acquire()
+    driver = lease.driver_connection
+    use(lease)
+    lease.release()
+    assert seen and all(conn is driver for conn in seen)
+    count = len(seen)
+    lease = pool.acquire()
+    use(lease)
+    lease.release()
+    assert len(seen) == count + 1
+    assert (driver.rollbacks, driver.commits) == (0, 0)
+
+
+@pytest.mark.parametrize("reset", ["rollback", "commit", "callable"])
+def test_failing_reset_drops_the_connection(
+    make_pool: PoolFactory, db: FakeDatabase, reset: str
+) -> None:
+    def broken(conn: Any) -> None:
+        raise OperationalError("reset failed")
+
+    setting: Any = broken if reset == "callable" else reset
+    pool = make_pool(min_size=0, max_size=2, reset_on_return=setting)
+    lease = pool.acquire(timeout=2.0)
+    driver = lease.driver_connection
+    use(lease)
+    if reset == "rollback":
+        db.fail_rollback(1)
+    elif reset == "commit":
+        db.fail_commit(1)
+    lease.release()
+    assert lease.is_released
+    assert driver.closed
+    assert (pool.opened, pool.busy, pool.idle) == (0, 0, 0)
+    assert_consistent(pool, db)
+    again = pool.acquire(timeout=2.0)
+    assert again.driver_connection is not driver
+    again.release()
+    if reset != "callable":
+        assert (pool.opened, pool.idle) == (1, 1), "a reset that succeeds keeps the connection"
+
+
+def test_failing_reset_with_a_waiter_serves_it_a_new_connection(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    lease = pool.acquire()
+    use(lease)
+    waiter = start_waiter(pool, timeout=2.0)
+    db.fail_rollback(1)
+    lease.release()
+    served = waiter.result()
+    assert served.id == 2
+    assert db.connections[0].closed
+    served.release()
+    assert_consistent(pool, db)
+
+
+def test_on_connect_runs_once_per_new_connection(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    seen: list[Any] = []
+    guard = threading.Lock()
+
+    def on_connect(conn: Any) -> None:
+        with guard:
+            seen.append(conn)
+
+    pool = make_pool(min_size=2, max_size=4, on_connect=on_connect)
+    assert seen == db.connections[:2]
+    leases = [pool.acquire(timeout=2.0) for _ in range(4)]
+    for lease in leases:
+        lease.release()
+    for _ in range(5):
+        pool.acquire().release()
+    assert len(db.connections) == 4
+    assert sorted(conn.id for conn in seen) == [1, 2, 3, 4]
+    assert all(isinstance(conn, FakeConnection) for conn in seen)
+
+
+def test_failing_on_connect_is_a_failed_open_for_the_waiter(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    calls = []
+
+    def on_connect(conn: Any) -> None:
+        calls.append(conn)
+        if len(calls) == 1:
+            raise ValueError("cannot set session state")
+
+    pool = make_pool(min_size=0, max_size=2, on_connect=on_connect)
+    with pytest.raises(ValueError, match="session state"):
+        pool.acquire(timeout=2.0)
+    assert db.connections[0].closed
+    stats = pool.stats()
+    assert stats.connect_errors == 1
+    assert stats.opened == 0 and stats.connections_opened == 0
+    lease = pool.acquire(timeout=2.0)
+    assert lease.id == 2
+    lease.release()
+    assert_consistent(pool, db)
+
+
+def test_failing_on_connect_fails_create_pool(db: FakeDatabase) -> None:
+    def on_connect(conn: Any) -> None:
+        raise ValueError("cannot set session state")
+
+    with pytest.raises(ValueError, match="session state"):
+        sessionpool.create_pool(db.connect, min_size=2, max_size=2, on_connect=on_connect)
+    assert db.open_connections == 0
+
+
+def test_failed_connect_reaches_the_waiter(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    pool = make_pool(min_size=0, max_size=2)
+    db.fail_next_connects(1, OperationalError("no route to host"))
+    with pytest.raises(OperationalError, match="no route"):
+        pool.acquire(timeout=2.0)
+    assert pool.stats().connect_errors == 1
+    lease = pool.acquire(timeout=2.0)
+    lease.release()
+    assert_consistent(pool, db)
