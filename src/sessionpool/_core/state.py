@@ -88,9 +88,11 @@ class PoolState:
         self._opening_for: dict[Hashable, int] = {}
         self._all: set[Slot] = set()
 
+        # Every waiting request, oldest first, forced ones included: a returned connection
+        # serves them like anyone. _waiting_for counts only those that rely on the shared
+        # opens (a forced request has an open reserved for it).
         self._waiters: deque[Request] = deque()
         self._waiting_for: dict[Hashable, int] = {}
-        self._forced: list[Request] = []
 
         # Idle slots by key, then by tag; each bucket has its newest slot on the right.
         # The (None, None) bucket, untagged connections of the pool's own credentials, is
@@ -129,7 +131,7 @@ class PoolState:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters) + len(self._forced)
+        return len(self._waiters)
 
     @property
     def acquires(self) -> int:
@@ -141,8 +143,8 @@ class PoolState:
         return frozenset(self._all)
 
     def waiters(self) -> tuple[Request, ...]:
-        """Waiting requests, oldest first (forced ones last)."""
-        return (*self._waiters, *self._forced)
+        """Waiting requests, oldest first."""
+        return tuple(self._waiters)
 
     # -- borrowing -------------------------------------------------------------------------
 
@@ -163,10 +165,16 @@ class PoolState:
                 self._forget(slot, "invalidated")
                 if self._waiters:
                     self._plan_opens()  # the room it freed may serve a waiter
+                self._update_calm()
+        opened = self.opened
         found = self._take_idle(key, tag, matchanytag)
         if found is not None:
             found.state = BUSY
             found.uses += 1
+        if self.opened != opened:  # stale slots were closed on the way
+            if self._waiters:
+                self._plan_opens()
+            self._update_calm()
         return found
 
     def enqueue(self, request: Request, when_exhausted: str) -> EnqueueResult:
@@ -188,7 +196,7 @@ class PoolState:
             if when_exhausted == "force":
                 self.waits += 1
                 request.forced = True
-                self._forced.append(request)
+                self._waiters.append(request)
                 self.opening += 1
                 self.effects.append(OpenConnections(key, 1, request))
                 self._update_calm()
@@ -207,7 +215,9 @@ class PoolState:
         """Whether a new request of ``key`` can be served by a connection on its way, by
         room to open one, or by evicting an idle one (which acquire just found unusable)."""
         on_its_way = self._opening_for.get(key, 0) - self._waiting_for.get(key, 0)
-        return on_its_way > 0 or self._room() > 0 or self.idle > 0
+        # Evicting every idle slot frees `idle` places; a forced open beyond the cap may
+        # already have taken them (room below zero).
+        return on_its_way > 0 or self._room() + self.idle > 0
 
     def cancel(self, request: Request, *, timed_out: bool) -> Slot | None:
         """Withdraw a waiting request (deadline passed, or the caller was interrupted).
@@ -219,11 +229,7 @@ class PoolState:
             return request.slot
         if request.error is not None:
             return None
-        if request.forced:
-            self._forced.remove(request)
-        else:
-            self._waiters.remove(request)
-            self._waiting_for[request.key] -= 1
+        self._dequeue(request)
         if timed_out:
             self.timeouts += 1
         self._update_calm()
@@ -276,8 +282,10 @@ class PoolState:
         self.opened += 1
         self.connections_opened += 1
         self._all.add(slot)
-        if request is not None and not request.is_settled and request in self._forced:
-            self._forced.remove(request)
+        if request is not None and request in self._waiters:
+            # A forced open meets its request, unless a returned connection served it first;
+            # then this one is placed like any other (and closed if over the cap).
+            self._dequeue(request)
             self._grant(request, slot)
         else:
             # Placed exactly as if a borrower had returned it, so FIFO and caps apply.
@@ -293,16 +301,15 @@ class PoolState:
         self.connect_errors += 1
         self.last_connect_error = error
         if request is not None:
-            if not request.is_settled and request in self._forced:
-                self._forced.remove(request)
+            if request in self._waiters:
+                self._dequeue(request)
                 self._fail(request, error)
         else:
             self._opening_for[key] -= 1
             if self._waiting_for.get(key, 0) > self._opening_for[key]:
                 for waiter in self._waiters:
-                    if waiter.key == key:
-                        self._waiters.remove(waiter)
-                        self._waiting_for[key] -= 1
+                    if waiter.key == key and not waiter.forced:
+                        self._dequeue(waiter)
                         self._fail(waiter, error)
                         break
                 # Room freed by the failed open goes to the next waiter: one attempt per
@@ -328,11 +335,10 @@ class PoolState:
                 self._remove_idle(slot)
             self._forget(slot, "pool closed")
         error = PoolClosed("the pool was closed while this caller waited for a connection")
-        for waiter in (*self._waiters, *self._forced):
+        for waiter in self._waiters:
             self._fail(waiter, error)
         self._waiters.clear()
         self._waiting_for.clear()
-        self._forced.clear()
         self._update_calm()
         return True
 
@@ -341,10 +347,14 @@ class PoolState:
     def _update_calm(self) -> None:
         self.calm = (
             not self._waiters
-            and not self._forced
             and not self.closed
             and self.opened <= self.max_size
         )
+
+    def _dequeue(self, request: Request) -> None:
+        self._waiters.remove(request)
+        if not request.forced:
+            self._waiting_for[request.key] -= 1
 
     def _room(self) -> float:
         if self.cap is None:
@@ -375,10 +385,9 @@ class PoolState:
             self._forget(slot, "opened beyond the cap")
             self._plan_opens()
             return
-        for index, waiter in enumerate(self._waiters):
+        for waiter in self._waiters:
             if waiter.accepts(slot):
-                del self._waiters[index]
-                self._waiting_for[waiter.key] -= 1
+                self._dequeue(waiter)
                 self._grant(waiter, slot)
                 return
         if not self._waiters and self.opened > self.max_size:
@@ -496,13 +505,14 @@ class PoolState:
         else:
             for waiter in self._waiters:
                 key = waiter.key
-                if key not in shortfall:
+                if key not in shortfall and not waiter.forced:
                     shortfall[key] = self._waiting_for[key] - self._opening_for.get(key, 0)
         for key, short in shortfall.items():
             if short <= 0:
                 continue
             room = self._room()
-            while room < short and (self.fast_idle or self._idle_elsewhere) and self._evict_idle():
+            # Evict only if that yields room to open (a forced open may hold the cap exceeded).
+            while room < short and room + self.idle > 0 and self._evict_idle():
                 room += 1
             if room > 0:
                 self._open(key, self._growth(short))
