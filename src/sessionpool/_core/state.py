@@ -345,11 +345,7 @@ class PoolState:
     # -- internals -------------------------------------------------------------------------
 
     def _update_calm(self) -> None:
-        self.calm = (
-            not self._waiters
-            and not self.closed
-            and self.opened <= self.max_size
-        )
+        self.calm = not self._waiters and not self.closed and self.opened <= self.max_size
 
     def _dequeue(self, request: Request) -> None:
         self._waiters.remove(request)
