@@ -25,9 +25,10 @@ shell may run that lane inline under its lock instead of calling `acquire`/`rele
 * acquire: pop from ``fast_idle`` (``pop_fast_idle``); if the slot's generation equals
   ``generation``, set its state to BUSY and add one to its ``uses``; otherwise put it back
   (``unpop_fast_idle``) and call `acquire`, which closes it.
-* release: if ``calm`` is true, the slot is BUSY, untagged, of key None and of the current
+* release: if ``calm`` is true and the slot is untagged, of key None and of the current
   generation, set ``last_used``, ``tag`` = None and state IDLE, and append it to
-  ``fast_idle``; otherwise call `release`.
+  ``fast_idle``; otherwise call `release`. (While ``calm``, a lent slot is always BUSY: only
+  ``close(force=True)`` closes lent slots, and a closed pool is never calm.)
 
 These are exactly the first branches of `acquire` and `release`, which remain complete on
 their own. ``busy`` and ``acquires`` are derived when read instead of counted, and the
@@ -154,26 +155,23 @@ class PoolState:
         Finding none changes nothing; the caller then queues with `enqueue` under the same
         lock. Stale slots met on the way are closed (effects).
         """
+        opened = self.opened
+        found = None
         if key is None and tag is None:
-            plain = self.fast_idle
-            while plain:
+            while self.fast_idle:
                 slot = self.pop_fast_idle()
                 if slot.generation == self.generation:
-                    slot.state = BUSY
-                    slot.uses += 1
-                    return slot
+                    found = slot
+                    break
                 self._forget(slot, "invalidated")
-                if self._waiters:
-                    self._plan_opens()  # the room it freed may serve a waiter
-                self._update_calm()
-        opened = self.opened
-        found = self._take_idle(key, tag, matchanytag)
+        if found is None:
+            found = self._take_idle(key, tag, matchanytag)
         if found is not None:
             found.state = BUSY
             found.uses += 1
         if self.opened != opened:  # stale slots were closed on the way
             if self._waiters:
-                self._plan_opens()
+                self._plan_opens()  # the room they freed may serve a waiter
             self._update_calm()
         return found
 

@@ -11,7 +11,7 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._core.records import BUSY, CLOSED, IDLE
+from .._core.records import CLOSED, IDLE
 from ..errors import Error, LeaseReleased, PoolClosed
 
 if TYPE_CHECKING:
@@ -87,12 +87,13 @@ class Lease:
         lock = pool._lock
         lock.acquire()
         try:
+            # The core's fast lane. `calm` implies the slot is still BUSY: only
+            # close(force=True) closes a borrowed slot, and a closed pool is never calm.
             if (
                 tag is None
                 and core.calm
                 and slot.key is None
                 and slot.generation == core.generation
-                and slot.state == BUSY
             ):
                 slot.last_used = now
                 slot.tag = None
