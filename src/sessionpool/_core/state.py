@@ -310,9 +310,11 @@ class PoolState:
                         self._dequeue(waiter)
                         self._fail(waiter, error)
                         break
-                # Room freed by the failed open goes to the next waiter: one attempt per
-                # failed waiter, so a down server costs one connect per caller, not a storm.
-                self._plan_opens()
+        if self._waiters:
+            # The room the failed open gave back goes to whoever still waits, of any key.
+            # Waiters only, never the min_size top-up: each attempt then either serves or
+            # fails one waiter, so a down server costs one connect per caller, not a storm.
+            self._plan_opens(top_up_min=False)
         self._update_calm()
 
     # -- control ---------------------------------------------------------------------------
@@ -484,12 +486,13 @@ class PoolState:
         self._forget(slot, "evicted for another user or tag")
         return True
 
-    def _plan_opens(self, only_key: Hashable = _EVERY_KEY) -> None:
+    def _plan_opens(self, only_key: Hashable = _EVERY_KEY, top_up_min: bool = True) -> None:
         """Start the opens that waiting requests and ``min_size`` need, within the cap.
 
         Waiting keys are served in order of their oldest waiter (or only ``only_key``). A key
         short of connections opens ``max(shortfall, increment)``; at the cap, idle slots of
-        other keys or tags are evicted to make room.
+        other keys or tags are evicted to make room. ``top_up_min`` also opens what
+        ``min_size`` lacks.
         """
         if self.closed:
             return
@@ -510,7 +513,7 @@ class PoolState:
                 room += 1
             if room > 0:
                 self._open(key, self._growth(short))
-        if self.started:
+        if top_up_min and self.started:
             # Keeping min_size is not growth on demand: open exactly what is missing
             # (cx_Oracle creates a pool with min sessions, whatever its increment).
             short = self.min_size - self.opened - self.opening
