@@ -658,14 +658,22 @@ def test_a_down_server_costs_one_attempt_per_waiter(max_size: int, waiters: int)
     assert state.waiting == 0
 
 
-def test_failed_min_size_fill_with_nobody_waiting_is_not_retried() -> None:
+@pytest.mark.parametrize(
+    "waiting", [pytest.param(False, id="nobody-waiting"), pytest.param(True, id="one-waiting")]
+)
+def test_failed_min_size_fill_is_not_retried(waiting: bool) -> None:
+    """A down server costs the min_size fill once: failures replan for waiters only, never
+    the min_size top-up (which would retry as fast as connects fail)."""
     state = make(min_size=2, max_size=2)
     state.start()
-    take(state)
-    for _ in range(2):
-        state.open_failed(None, ConnectionError("down"))
-        assert take(state) == []
-    assert (state.opening, state.opened, state.connect_errors) == (0, 0, 2)
+    assert take(state) == [OpenConnections(None, 2)]
+    request = wait(state) if waiting else None
+    assert take(state) == []  # served by the fill on its way
+    state.open_failed(None, ConnectionError("down"))
+    assert take(state) == []  # the request still has an open on its way
+    state.open_failed(None, ConnectionError("down"))
+    assert woken(take(state)) == ([request] if request else [])  # and no new open
+    assert (state.opening, state.opened, state.connect_errors, state.waiting) == (0, 0, 2, 0)
 
 
 def test_a_waiter_with_an_open_still_on_its_way_keeps_waiting() -> None:
@@ -1219,8 +1227,15 @@ def test_calm_is_recomputed_when_acquire_closes_stale_slots() -> None:
     assert state.calm == calm_by_definition(state)
 
 
-def test_fail_request_never_waits_with_nothing_on_its_way() -> None:
-    """when_exhausted="fail" must answer at once: "queued" only if something can serve it."""
+@pytest.mark.parametrize(
+    ("when_exhausted", "expected"),
+    [pytest.param("fail", "exhausted", id="fail"), pytest.param("wait", "queued", id="wait")],
+)
+def test_no_eviction_while_a_forced_open_holds_the_room(when_exhausted: str, expected: str) -> None:
+    """Evicting an idle connection only helps if that room can be used. Here the forced open
+    beyond the cap takes it: "fail" must refuse at once rather than queue a caller with
+    nothing on its way (it would wait out its whole timeout), and neither mode may close a
+    connection for nothing."""
     state = make(max_size=2)
     borrow(state)
     alice = wait(state, ALICE)
@@ -1234,12 +1249,9 @@ def test_fail_request_never_waits_with_nothing_on_its_way() -> None:
     assert (state.opened, state.opening, state.idle) == (2, 1, 1)
     request = Request("carol", None, False)
     assert state.acquire("carol", None, False) is None
-    result = state.enqueue(request, "fail")
-    effects = take(state)
-    # The forced open takes the room any eviction would free: nothing can serve carol without
-    # a release, so "fail" must refuse at once (and close nothing for nothing) rather than
-    # queue her with nothing on its way (she would wait out her whole timeout).
-    assert (result, effects) == ("exhausted", [])
+    result = state.enqueue(request, when_exhausted)
+    assert (result, take(state)) == (expected, [])
+    assert alice.slot.state == IDLE
 
 
 def _waiter_behind_a_forced_open(state: PoolState) -> tuple[Request, Request | None]:
