@@ -94,7 +94,7 @@ class PoolConfig:
             )
         _check_bool("lazy", self.lazy)
         _check_bool("homogeneous", self.homogeneous)
-        _check_choice("when_exhausted", self.when_exhausted, _WHEN_EXHAUSTED)
+        check_when_exhausted(self.when_exhausted)
         _check_choice("idle_order", self.idle_order, _IDLE_ORDERS)
         check_timeout("wait_timeout", self.wait_timeout)
         reset = self.reset_on_return
@@ -139,6 +139,11 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...], extra: str
 def _check_callable(name: str, value: object) -> None:
     if value is not None and not callable(value):
         raise ConfigError(f"{name} must be callable or None, not {type(value).__name__}")
+
+
+def check_when_exhausted(value: object) -> None:
+    """Raise ConfigError unless value is one of the ``when_exhausted`` modes."""
+    _check_choice("when_exhausted", value, _WHEN_EXHAUSTED)
 
 
 def check_timeout(name: str, value: object) -> None:

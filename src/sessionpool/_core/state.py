@@ -471,19 +471,16 @@ class PoolState:
         Only called while requests wait that no idle slot can serve (rule 3), so no idle slot
         is worth more to them than the room it takes.
         """
-        oldest: tuple[Hashable, str | None, _Bucket] | None = None
-        for key, buckets in self._idle.items():
-            for tag, bucket in buckets.items():
-                if bucket and (oldest is None or bucket[0].last_used < oldest[2][0].last_used):
-                    oldest = (key, tag, bucket)
+        # Each bucket's left end is its least recently used slot, in LIFO and FIFO alike.
+        oldest: Slot | None = None
+        for buckets in self._idle.values():
+            for bucket in buckets.values():
+                if bucket and (oldest is None or bucket[0].last_used < oldest.last_used):
+                    oldest = bucket[0]
         if oldest is None:
             return False
-        key, tag, bucket = oldest
-        slot = bucket.popleft()
-        if bucket is not self.fast_idle:
-            self._idle_elsewhere -= 1
-        self._drop_if_empty(key, tag, bucket)
-        self._forget(slot, "evicted for another user or tag")
+        self._remove_idle(oldest)
+        self._forget(oldest, "evicted for another user or tag")
         return True
 
     def _plan_opens(self, only_key: Hashable = _EVERY_KEY, top_up_min: bool = True) -> None:

@@ -23,10 +23,9 @@ from .._core.records import BUSY, CLOSED, Request, Slot
 from .._core.state import PoolState
 from .._core.stats import PoolStats, snapshot
 from .._core.tags import normalize_tag
-from ..config import PoolConfig, check_timeout
+from ..config import PoolConfig, check_timeout, check_when_exhausted
 from ..drivers.base import Connector
 from ..errors import (
-    ConfigError,
     ForeignLease,
     LeaseReleased,
     PoolClosed,
@@ -346,8 +345,7 @@ class Pool:
         key = None if user is None and password is None else self._key_for(user, password)
         wanted_tag = None if tag is None else self._normalize_tag(tag)
         mode = config.when_exhausted if when_exhausted is None else when_exhausted
-        if mode not in ("wait", "fail", "force"):
-            raise ConfigError(f"when_exhausted must be 'wait', 'fail' or 'force' (got {mode!r})")
+        check_when_exhausted(mode)
         if timeout is DEFAULT:
             timeout = config.wait_timeout
         now = monotonic()
