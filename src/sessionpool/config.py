@@ -7,7 +7,7 @@ the library re-checks these values. Holds no connection and does no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -17,16 +17,18 @@ __all__ = ["PoolConfig", "ResetOnReturn", "SessionCallback", "WhenExhausted"]
 
 WhenExhausted = Literal["wait", "fail", "force"]
 IdleOrder = Literal["lifo", "fifo"]
-# "rollback" / "commit" call that method on the driver connection; None does nothing;
-# a callable receives the driver connection and must leave it ready for the next borrower.
-ResetOnReturn = Literal["rollback", "commit"] | None | Callable[[Any], object]
+# "rollback" ends the borrower's transaction (a round trip only when one is open, where the
+# driver can tell); "commit" commits it; "full" also clears all session state (the driver's
+# full reset, or a reopen); None does nothing; a callable receives the driver connection and
+# must leave it ready for the next borrower.
+ResetOnReturn = Literal["rollback", "commit", "full"] | None | Callable[[Any], object]
 # Called as session_callback(connection, requested_tag, actual_tag) when the session handed
 # out does not carry the tag that was asked for.
 SessionCallback = Callable[[Any, str | None, str | None], object]
 
 _WHEN_EXHAUSTED = ("wait", "fail", "force")
 _IDLE_ORDERS = ("lifo", "fifo")
-_RESET_NAMES = ("rollback", "commit")
+_RESET_NAMES = ("rollback", "commit", "full")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,8 +60,13 @@ class PoolConfig:
         wait_timeout: seconds an acquire may wait; ``None`` waits forever.
         idle_order: ``"lifo"`` reuses the most recently returned connection (fewer
             connections stay warm), ``"fifo"`` rotates through all of them.
-        reset_on_return: ``"rollback"``, ``"commit"``, ``None`` or a callable run on the
-            driver connection when it comes back; a reset that raises drops the connection.
+        reset_on_return: what a used connection gets when it comes back: ``"rollback"``
+            (end the transaction; the default), ``"commit"``, ``"full"`` (clear every kind of
+            session state: see the README's per-driver table), ``None``, or a callable run on
+            the driver connection. A reset that raises or overruns ``reset_timeout`` drops
+            the connection.
+        reset_timeout: most seconds a reset on return may take.
+        ping_timeout: most seconds a liveness check may take.
         on_connect: called once with each new driver connection before first use.
         session_callback: called as ``(connection, requested_tag, actual_tag)`` when the
             session handed out carries another tag than the one asked for.
@@ -77,6 +84,8 @@ class PoolConfig:
     wait_timeout: float | None = 30.0
     idle_order: IdleOrder = "lifo"
     reset_on_return: ResetOnReturn = "rollback"
+    reset_timeout: float = 5.0
+    ping_timeout: float = 5.0
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
     homogeneous: bool = True
@@ -97,6 +106,8 @@ class PoolConfig:
         check_when_exhausted(self.when_exhausted)
         _check_choice("idle_order", self.idle_order, _IDLE_ORDERS)
         check_timeout("wait_timeout", self.wait_timeout)
+        _check_limit("reset_timeout", self.reset_timeout)
+        _check_limit("ping_timeout", self.ping_timeout)
         reset = self.reset_on_return
         if reset is not None and not callable(reset):
             _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
@@ -114,8 +125,34 @@ class PoolConfig:
 
     @classmethod
     def parameter_names(cls) -> frozenset[str]:
-        """Names accepted as keyword arguments (and, later, URL query settings)."""
+        """Names accepted as keyword arguments and as URL query settings."""
         return frozenset(f.name for f in fields(cls))
+
+    @classmethod
+    def settings_from_text(cls, values: Mapping[str, str]) -> dict[str, Any]:
+        """Pool settings written as text (a URL query), converted to their types.
+
+        ``none``/``null`` stand for None where a setting takes it. Callables cannot be given
+        as text. Raises `ConfigError` naming the setting that does not convert.
+        """
+        settings: dict[str, Any] = {}
+        for name, text in values.items():
+            kind = _TEXT_KINDS.get(name)
+            if kind is None:
+                raise ConfigError(f"{name} cannot be given in a URL; pass it as a keyword")
+            lowered = text.strip().lower()
+            if name in _NONE_ALLOWED and lowered in ("none", "null"):
+                settings[name] = None
+            elif kind is bool:
+                if lowered not in _BOOL_WORDS:
+                    raise ConfigError(f"{name} must be true or false (got {text!r})")
+                settings[name] = _BOOL_WORDS[lowered]
+            else:
+                try:
+                    settings[name] = kind(text)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a {kind.__name__} (got {text!r})") from None
+        return settings
 
 
 def _check_int(name: str, value: object, *, lowest: int) -> None:
@@ -123,6 +160,32 @@ def _check_int(name: str, value: object, *, lowest: int) -> None:
         raise ConfigError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
     if value < lowest:
         raise ConfigError(f"{name} must be >= {lowest} (got {value})")
+
+
+_TEXT_KINDS: dict[str, type] = {
+    "min_size": int,
+    "max_size": int,
+    "max_overflow": int,
+    "increment": int,
+    "lazy": bool,
+    "homogeneous": bool,
+    "when_exhausted": str,
+    "idle_order": str,
+    "wait_timeout": float,
+    "reset_timeout": float,
+    "ping_timeout": float,
+    "reset_on_return": str,
+    "name": str,
+}
+_NONE_ALLOWED = frozenset({"wait_timeout", "reset_on_return", "name"})
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL_WORDS.update({"0": False, "false": False, "no": False, "off": False})
+
+
+def _check_limit(name: str, value: object) -> None:
+    check_timeout(name, value)
+    if value is None or value == 0:
+        raise ConfigError(f"{name} must be a number of seconds > 0 (got {value!r})")
 
 
 def _check_bool(name: str, value: object) -> None:

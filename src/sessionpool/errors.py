@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ConnectionDead",
+    "DriverNotInstalled",
     "Error",
     "ForeignLease",
     "LeaseReleased",
@@ -25,6 +27,14 @@ class Error(Exception):
 
 class ConfigError(Error, ValueError):
     """A configuration value is invalid; the message names the parameter."""
+
+
+class DriverNotInstalled(ConfigError, ImportError):
+    """The URL names a driver that is not installed; the message names the extra to install."""
+
+
+class ConnectionDead(Error):
+    """A connection failed its liveness check or did not answer within the pool's limit."""
 
 
 class PoolClosed(Error):
@@ -58,6 +68,8 @@ class ForeignLease(UsageError):
 for _cls in (
     Error,
     ConfigError,
+    DriverNotInstalled,
+    ConnectionDead,
     PoolClosed,
     PoolTimeout,
     PoolExhausted,

@@ -79,7 +79,13 @@ def test_valid_edge_settings_are_accepted(make_pool: PoolFactory) -> None:
 @pytest.mark.parametrize("creator", [42, "sqlite3.connect", None])
 def test_creator_must_be_callable(creator: Any) -> None:
     with pytest.raises(sessionpool.ConfigError, match="creator"):
-        sessionpool.create_pool(creator, min_size=0)
+        sessionpool.create_pool(creator=creator, min_size=0)
+
+
+@pytest.mark.parametrize("url", [42, b"sqlite://", "sqlite3.connect"])
+def test_url_must_be_a_database_url(url: Any) -> None:
+    with pytest.raises(sessionpool.ConfigError, match="url"):
+        sessionpool.create_pool(url, min_size=0)
 
 
 def test_create_pool_rejects_positional_settings(db: FakeDatabase) -> None:

@@ -22,13 +22,15 @@ class Slot:
     ``key`` is the identity a borrower must ask for to get it (None for the pool's own
     credentials, else whatever the shell uses for a user); ``tag`` the normalized session tag.
     ``dirty`` is set by the shell when a borrower touched the driver connection, so a return
-    can skip the reset when nothing was done.
+    can skip the reset when nothing was done. ``fresh`` is kept by the shell too: no borrower
+    has used the session since it was opened or fully reset (cx_Oracle's purity NEW).
     """
 
     __slots__ = (
         "connection",
         "created_at",
         "dirty",
+        "fresh",
         "generation",
         "key",
         "last_used",
@@ -49,6 +51,7 @@ class Slot:
         self.state = IDLE
         # A new connection may carry a transaction its on_connect opened: reset it on return.
         self.dirty = True
+        self.fresh = True
         # Owned by the shell: the handle class it wraps this connection in, chosen once
         # from the driver connection's type so the acquire path does no lookup.
         self.lease_class: Any = None

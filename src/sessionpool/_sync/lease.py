@@ -80,7 +80,7 @@ class Lease:
             # Checked while the lease is still out: a malformed tag raises and loses nothing.
             tag = pool._normalize_tag(tag)
         self._slot = None
-        if slot.dirty and pool._reset is not None and not pool._reset_or_drop(slot):
+        if slot.dirty and not pool._after_use(slot):
             return
         now = monotonic()
         core = pool._core
@@ -125,8 +125,14 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._slot is not None:
-            self.release()
+        slot = self._slot
+        if slot is None:
+            return
+        if exc is not None and self._pool.is_disconnect(exc, slot.connection):
+            # The block failed because the connection died: it must not go back.
+            self.drop()
+            return
+        self.release()
 
     def __repr__(self) -> str:
         slot = self._slot

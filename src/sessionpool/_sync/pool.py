@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from time import monotonic
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -52,6 +52,7 @@ class _Default:
 
 
 DEFAULT: Any = _Default()
+_PURITIES = (None, "new", "self", "default")
 
 
 class UserKey(NamedTuple):
@@ -87,7 +88,7 @@ class Pool:
             lazy=config.lazy,
         )
         self._lock = threading.Lock()
-        self._reset = _reset_function(config.reset_on_return)
+        self._reset_mode = config.reset_on_return
         self._session_callback = config.session_callback
         self._on_connect = config.on_connect
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
@@ -149,7 +150,10 @@ class Pool:
                     "first or call close(force=True)"
                 )
             effects = self._take_effects()
+            disposable = self._core.opened == 0 and self._core.opening == 0
         self._run(effects)
+        if disposable:
+            self._connector.dispose()
 
     def __enter__(self) -> Pool:
         return self
@@ -173,6 +177,7 @@ class Pool:
         user: str | None = None,
         password: str | None = None,
         when_exhausted: str | None = None,
+        purity: str | None = None,
     ) -> Lease:
         """Borrow a connection.
 
@@ -184,6 +189,9 @@ class Pool:
             matchanytag: accept a session with another tag when none has this one.
             user, password: a connection opened for this user (heterogeneous pools only).
             when_exhausted: override the pool's ``when_exhausted`` for this call.
+            purity: ``"new"`` hands out a session no borrower has used since it was opened
+                or fully reset (cx_Oracle's PURITY_NEW: the full reset runs first if
+                needed); ``"self"`` or ``"default"`` (the default) accept a reused one.
         Returns:
             A `Lease`: the DB-API connection, returned on ``close()``/``release()``/exit.
         Raises:
@@ -194,7 +202,13 @@ class Pool:
         """
         if timeout is not DEFAULT:
             check_timeout("timeout", timeout)
-        if tag is None and user is None and password is None and when_exhausted is None:
+        if (
+            tag is None
+            and user is None
+            and password is None
+            and when_exhausted is None
+            and purity is None
+        ):
             # Hot path, the core's fast lane run inline (see _core/state.py): lock, pop,
             # compare generation, unlock, wrap. Explicit acquire/release rather than `with`:
             # on CPython 3.11 the `with` form costs twice as much here.
@@ -213,7 +227,7 @@ class Pool:
                     return lease
                 core.unpop_fast_idle(slot)
             self._lock.release()
-        return self._acquire_slow(timeout, tag, matchanytag, user, password, when_exhausted)
+        return self._acquire_slow(timeout, tag, matchanytag, user, password, when_exhausted, purity)
 
     def release(self, lease: Lease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged.
@@ -240,6 +254,14 @@ class Pool:
             raise LeaseReleased("this connection was already returned to the pool")
         lease._slot = None
         self._discard(slot, "dropped by the borrower")
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        """Whether ``error`` (raised by the driver) means the connection is dead, by the
+        driver's own codes, as opposed to an ordinary SQL error."""
+        if isinstance(connection, Lease):
+            slot = connection._slot
+            connection = None if slot is None else slot.connection
+        return self._connector.driver.is_disconnect(error, connection)
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -340,16 +362,44 @@ class Pool:
         user: str | None,
         password: str | None,
         when_exhausted: str | None,
+        purity: str | None,
     ) -> Lease:
         config = self._config
         key = None if user is None and password is None else self._key_for(user, password)
         wanted_tag = None if tag is None else self._normalize_tag(tag)
         mode = config.when_exhausted if when_exhausted is None else when_exhausted
         check_when_exhausted(mode)
+        if purity not in _PURITIES:
+            raise UsageError(f"purity must be 'new', 'self' or 'default' (got {purity!r})")
         if timeout is DEFAULT:
             timeout = config.wait_timeout
-        now = monotonic()
-        deadline = None if timeout is None else now + timeout
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
+            if purity != "new" or slot.fresh or self._refresh_or_drop(slot):
+                break
+            if deadline is not None and monotonic() >= deadline:
+                raise PoolTimeout(
+                    f"pool {self.name!r}: no fresh session within {timeout} s: resetting "
+                    "the ones found failed (see the log)"
+                )
+        lease: Lease = _new_lease(slot.lease_class)
+        lease._slot = slot
+        lease._pool = self
+        lease.tag = slot.tag
+        if slot.tag != wanted_tag and self._session_callback is not None:
+            self._run_session_callback(lease, wanted_tag)
+        return lease
+
+    def _obtain(
+        self,
+        key: Hashable,
+        wanted_tag: str | None,
+        matchanytag: bool,
+        mode: str,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> Slot:
         request = None
         refusal = None
         with self._lock:
@@ -376,13 +426,7 @@ class Pool:
         if slot is None:
             assert request is not None
             slot = self._wait(request, deadline, timeout, errors_before)
-        lease: Lease = _new_lease(slot.lease_class)
-        lease._slot = slot
-        lease._pool = self
-        lease.tag = slot.tag
-        if slot.tag != wanted_tag and self._session_callback is not None:
-            self._run_session_callback(lease, wanted_tag)
-        return lease
+        return slot
 
     def _wait(
         self, request: Request, deadline: float | None, timeout: float | None, errors_before: int
@@ -476,10 +520,29 @@ class Pool:
                 f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
             )
 
-    def _reset_or_drop(self, slot: Slot) -> bool:
-        assert self._reset is not None
+    def _after_use(self, slot: Slot) -> bool:
+        """Reset a connection a borrower used, as ``reset_on_return`` says.
+
+        Returns False when the reset failed and the connection was dropped instead.
+        """
+        slot.fresh = False
+        mode = self._reset_mode
+        if mode is None:
+            slot.dirty = False
+            return True
+        driver = self._connector.driver
+        connection = slot.connection
+        limit = self._config.reset_timeout
         try:
-            self._reset(slot.connection)
+            if mode == "rollback":
+                driver.end_transaction(connection, limit)
+            elif mode == "full":
+                self._refresh(slot)
+            elif mode == "commit":
+                with driver.time_limit(connection, limit):
+                    connection.commit()
+            else:
+                mode(connection)
         except BaseException as exc:
             if slot.state == CLOSED:  # closed under it by close(force=True): nothing to do
                 return False
@@ -495,6 +558,45 @@ class Pool:
             return False
         slot.dirty = False
         return True
+
+    def _refresh_or_drop(self, slot: Slot) -> bool:
+        """Fully reset a slot for a purity="new" borrower; False when it was dropped."""
+        try:
+            self._refresh(slot)
+        except BaseException as exc:
+            logger.warning(
+                "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._discard(slot, "full reset failed")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.dirty = False
+        return True
+
+    def _refresh(self, slot: Slot) -> None:
+        """Clear every kind of session state: the driver's full reset in place, or a new
+        connection in the same slot where the driver has none. Then the pool's own
+        ``on_connect`` runs again, since the reset undid what it set."""
+        driver = self._connector.driver
+        connection = slot.connection
+        if not driver.full_reset(connection, self._config.reset_timeout):
+            user, password = self._credentials.get(slot.key, (None, None))
+            connection = self._connector.connect(user, password)
+            driver.opened(connection)
+            old, slot.connection = slot.connection, connection
+            slot.lease_class = lease_class_for(connection)
+            slot.created_at = monotonic()
+            self._close_quietly(old, "replaced by a full reset")
+            if slot.state == CLOSED:  # the pool was force-closed meanwhile
+                self._close_quietly(connection, "pool closed")
+                return
+        if self._on_connect is not None:
+            self._on_connect(connection)
+        slot.fresh = True
 
     def _discard(self, slot: Slot, reason: str) -> None:
         with self._lock:
@@ -548,6 +650,12 @@ class Pool:
         except BaseException as exc:
             self._report_open_failure(key, exc, request)
             return
+        try:
+            self._connector.driver.opened(connection)
+        except BaseException as exc:
+            self._close_quietly(connection, "driver set-up failed")
+            self._report_open_failure(key, exc, request)
+            return
         if self._on_connect is not None:
             try:
                 self._on_connect(connection)
@@ -588,21 +696,3 @@ class Pool:
             f"{core.busy} busy of max_size {core.max_size} ({cap}), {core.idle} idle, "
             f"{core.opening} opening, {core.waiting} waiting"
         )
-
-
-def _reset_function(reset: Any) -> Callable[[Any], object] | None:
-    if reset is None:
-        return None
-    if reset == "rollback":
-        return _rollback
-    if reset == "commit":
-        return _commit
-    return reset  # type: ignore[no-any-return]
-
-
-def _rollback(connection: Any) -> None:
-    connection.rollback()
-
-
-def _commit(connection: Any) -> None:
-    connection.commit()

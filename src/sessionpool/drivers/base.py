@@ -1,21 +1,137 @@
-"""The driver seam: how the pool opens and closes connections, independent of any driver.
+"""The driver seam: what the pool needs from a driver, independent of any one of them.
 
-A Connector does I/O only when the pool asks; it keeps no pool state. This module holds the
-generic one built from a creator callable.
+A `Driver` knows one DB-API driver's connections: is this one closed, is it alive (within a
+time limit), end its transaction, reset its whole session, does this error mean it is dead.
+A `Connector` opens connections (from a URL or a user's creator) and owns a Driver. Neither
+keeps pool state; both do I/O only when the pool asks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConnectionDead
+from ..url import URL, scrub_secrets
+from . import watchdog
 
-__all__ = ["Connector", "CreatorConnector"]
+__all__ = [
+    "Connector",
+    "CreatorConnector",
+    "Driver",
+    "GenericDriver",
+    "URLConnector",
+    "URLDriver",
+    "convert_arguments",
+]
+
+
+class Driver:
+    """Knowledge of one DB-API driver. Subclasses override what their driver allows.
+
+    The defaults are what any DB-API 2.0 driver supports: ``rollback()`` ends a transaction,
+    nothing can tell a dead connection from a live one without a round trip, and a full
+    reset means reopening.
+    """
+
+    #: Name used in URLs after ``+`` and in messages.
+    name = "generic"
+    #: The pip extra that installs it, for the "install ..." error.
+    extra = ""
+    #: What the session-state reset leaves or clears, for documentation and `describe`.
+    full_reset_in_place = False
+
+    def __init__(self, module: ModuleType | None = None) -> None:
+        self.module = module
+
+    @property
+    def threadsafety(self) -> int:
+        """DB-API threadsafety level of the driver module (1 when unknown)."""
+        level = getattr(self.module, "threadsafety", 1)
+        return level if isinstance(level, int) else 1
+
+    def opened(self, connection: Any) -> None:
+        """Called once with each new connection, before the pool's ``on_connect``."""
+
+    # -- local checks (no round trip) ------------------------------------------------------
+
+    def is_closed(self, connection: Any) -> bool:
+        """True when the driver already knows the connection is closed or broken."""
+        return False
+
+    def in_transaction(self, connection: Any) -> bool:
+        """Whether a transaction may be open; True when the driver cannot tell."""
+        return True
+
+    def fileno(self, connection: Any) -> int | None:
+        """The connection's socket, so a hung call can be cut off; None when it has none."""
+        return None
+
+    # -- round trips, each within a time limit ---------------------------------------------
+
+    def ping(self, connection: Any, timeout: float) -> None:
+        """Check the connection is alive. Raises `ConnectionDead` (or the driver's error)."""
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+
+    def end_transaction(self, connection: Any, timeout: float) -> None:
+        """The cheap reset on return: roll back whatever the borrower left open."""
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        if self.in_transaction(connection):
+            with self.time_limit(connection, timeout):
+                connection.rollback()
+
+    def full_reset(self, connection: Any, timeout: float) -> bool:
+        """Clear every kind of session state the borrower may have left.
+
+        Returns False when this driver cannot do it in place; the pool then reopens the
+        connection instead. Raises when the reset failed (the pool drops the connection).
+        """
+        return False
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        """True when ``error`` means the connection is dead rather than the SQL was wrong."""
+        if isinstance(error, ConnectionDead):
+            return True
+        return connection is not None and self.is_closed(connection)
+
+    def close(self, connection: Any) -> None:
+        """Close a driver connection. Errors propagate; the pool ignores them."""
+        connection.close()
+
+    @contextmanager
+    def time_limit(self, connection: Any, timeout: float) -> Iterator[None]:
+        """Run the block with the connection's socket cut after ``timeout`` seconds.
+
+        The cut makes the driver raise its own connection-lost error; it is re-raised as
+        `ConnectionDead` naming the limit, chained to the driver's error.
+        """
+        fd = self.fileno(connection)
+        if fd is None or fd < 0:
+            yield
+            return
+        watch = watchdog.arm(fd, timeout)
+        try:
+            yield
+        except Exception as exc:
+            if watchdog.disarm(watch):
+                raise ConnectionDead(f"no answer within {timeout} s; connection cut") from exc
+            raise
+        if watchdog.disarm(watch):
+            raise ConnectionDead(f"no answer within {timeout} s; connection cut")
+
+
+class GenericDriver(Driver):
+    """Any DB-API driver sessionpool has no adapter for."""
 
 
 class Connector:
-    """Opens and closes driver connections for a pool. Subclasses adapt one driver."""
+    """Opens driver connections for a pool and owns the `Driver` that knows them."""
+
+    driver: Driver = GenericDriver()
 
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
         """Open a new driver connection, for ``user`` when given (heterogeneous pools)."""
@@ -23,7 +139,10 @@ class Connector:
 
     def close(self, connection: Any) -> None:
         """Close a driver connection. Errors propagate; the pool ignores them."""
-        connection.close()
+        self.driver.close(connection)
+
+    def dispose(self) -> None:
+        """Release what the connector itself holds; the pool calls it when it closes."""
 
     def describe(self) -> str:
         """A label for messages; never contains credentials."""
@@ -34,7 +153,9 @@ class CreatorConnector(Connector):
     """Connections from a user's callable returning any DB-API connection.
 
     For a per-user acquire in a heterogeneous pool, the callable is called with ``user=`` and
-    ``password=`` keyword arguments; otherwise with none.
+    ``password=`` keyword arguments; otherwise with none. The driver is recognised from the
+    first connection's class, so a creator returning psycopg, PyMySQL, sqlite3... connections
+    gets that driver's checks and resets.
     """
 
     def __init__(self, creator: Callable[..., Any]) -> None:
@@ -44,12 +165,115 @@ class CreatorConnector(Connector):
                 f"not {type(creator).__name__}"
             )
         self.creator = creator
+        self.driver = GenericDriver()
+        self._recognised = False
 
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
-        if user is None:
-            return self.creator()
-        return self.creator(user=user, password=password)
+        connection = self.creator() if user is None else self.creator(user=user, password=password)
+        if not self._recognised:
+            from .registry import driver_for_connection  # the registry imports this module
+
+            self.driver = driver_for_connection(connection)
+            self._recognised = True
+        return connection
 
     def describe(self) -> str:
         name = getattr(self.creator, "__qualname__", None) or type(self.creator).__name__
         return f"creator {name}"
+
+
+# Kinds a URL query value can be converted to for a driver argument.
+ArgumentKind = type[str] | type[int] | type[float] | type[bool]
+
+
+def convert_arguments(
+    values: dict[str, Any], kinds: dict[str, ArgumentKind | None], driver_name: str
+) -> dict[str, Any]:
+    """Driver arguments from URL query strings (or keyword values), checked by name.
+
+    ``kinds`` lists every argument the driver takes, with the type a string value converts
+    to (None keeps it as it is). A name not listed raises `ConfigError` naming it.
+    """
+    unknown = sorted(set(values) - set(kinds))
+    if unknown:
+        raise ConfigError(
+            f"unknown {driver_name} argument(s) {', '.join(unknown)} in the URL query or "
+            f"connect_args; known: {', '.join(sorted(kinds))}"
+        )
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = kinds[name]
+        if kind is None or not isinstance(value, str):
+            converted[name] = value
+        else:
+            converted[name] = convert_text(name, value, kind)
+    return converted
+
+
+def convert_text(name: str, text: str, kind: ArgumentKind) -> Any:
+    """``text`` as ``kind``; raises `ConfigError` naming ``name`` when it does not convert."""
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false (got {text!r})")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__} (got {text!r})") from None
+
+
+class URLDriver(Driver):
+    """A Driver that can also open connections from a parsed URL."""
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        """The driver's connect arguments for ``url``, checked; raises `ConfigError`."""
+        raise NotImplementedError
+
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        """Open one connection with these arguments, for ``user`` when given."""
+        raise NotImplementedError
+
+    def dispose(self) -> None:
+        """Release what the driver holds for the pool (sqlite's in-memory database)."""
+
+
+class URLConnector(Connector):
+    """Connections described by a URL, opened through the driver the URL names."""
+
+    driver: URLDriver
+
+    def __init__(self, url: URL, driver: URLDriver, connect_args: dict[str, Any]) -> None:
+        self.url = url
+        self.driver = driver
+        self.arguments = driver.arguments_from_url(url, connect_args)
+        self._secrets = url.secrets() + [
+            str(value)
+            for name, value in connect_args.items()
+            if "password" in name.lower() and value
+        ]
+
+    def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        try:
+            return self.driver.open(self.arguments, user, password)
+        except Exception as exc:
+            # Some drivers echo what they were given; never let a password through.
+            scrub_error(exc, self._secrets + ([password] if password else []))
+            raise
+
+    def dispose(self) -> None:
+        self.driver.dispose()
+
+    def describe(self) -> str:
+        return self.url.without_query(self.url.query).render()
+
+
+def scrub_error(error: BaseException, secrets: list[str]) -> None:
+    """Mask secrets in an exception's args, in place (its type and chain are kept)."""
+    if not secrets or not any(secret in str(error) for secret in secrets if secret):
+        return
+    error.args = tuple(
+        scrub_secrets(arg, secrets) if isinstance(arg, str) else arg for arg in error.args
+    )

@@ -1,0 +1,260 @@
+"""MySQL and MariaDB through PyMySQL or mysqlclient: checks, resets and disconnect codes.
+
+PyMySQL's full reset sends COM_RESET_CONNECTION (the server rolls back, clears user and session
+variables, temp tables, prepared statements, named and table locks) through PyMySQL's private
+command path, then puts back what that command leaves: the role, the current database and
+PyMySQL's own autocommit mode. mysqlclient exposes no reset command, so its full reset reopens.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+from typing import Any
+
+from ..errors import ConnectionDead
+from ..url import URL
+from .base import ArgumentKind, URLDriver, convert_arguments
+
+__all__ = ["MySQLdbDriver", "PyMySQLDriver", "is_mysql_disconnect"]
+
+# Error codes after which the session is gone. Client side (20xx): can't connect (2002,
+# 2003), server gone away (2006), lost connection (2013, 2055), commands out of sync (2014),
+# SSL failure (2026). Server side: shutdown in progress (1053), aborted connection (1152),
+# network read/write interrupted (1159, 1161), MariaDB's "connection was killed" (1927),
+# MySQL's session killed (3169) and MySQL 8.0.24+'s idle disconnect (4031), the codes the
+# peers missed. KILL QUERY (1317) and statement timeouts (1969, 3024) leave it usable.
+_DEAD_CODES = frozenset(
+    {1053, 1152, 1159, 1161, 1927, 2002, 2003, 2006, 2013, 2014, 2026, 2045, 2055, 3169, 4031}
+)
+_SERVER_STATUS_IN_TRANS = 0x0001
+_COM_RESET_CONNECTION = 0x1F
+
+
+def is_mysql_disconnect(error: BaseException) -> bool:
+    """Whether a PyMySQL/mysqlclient error means the session is dead (not a SQL error)."""
+    code = error.args[0] if error.args else None
+    if isinstance(code, int):
+        if code in _DEAD_CODES:
+            return True
+        # Both drivers raise InterfaceError(0, '') for a call on a closed connection.
+        return code == 0 and type(error).__name__ == "InterfaceError"
+    text = str(error).lower()
+    return type(error).__name__ in ("InterfaceError", "Error", "OperationalError") and (
+        "already closed" in text or "not connected" in text
+    )
+
+
+def _connect_kinds(function: Any, overrides: dict[str, ArgumentKind | None]) -> dict[str, Any]:
+    """Argument name -> type a URL string converts to, from the driver's own signature."""
+    kinds: dict[str, ArgumentKind | None] = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        if name == "self":
+            continue
+        default = parameter.default
+        kinds[name] = type(default) if isinstance(default, (bool, int, float)) else str
+    kinds.update(overrides)
+    return kinds
+
+
+class _MySQLDriver(URLDriver):
+    """What PyMySQL and mysqlclient share."""
+
+    _password_argument = "password"
+
+    def _kinds(self) -> dict[str, ArgumentKind | None]:
+        raise NotImplementedError
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if url.host is not None and url.host.startswith("/"):
+            values["unix_socket"] = url.host
+        elif url.host is not None:
+            values["host"] = url.host
+        if url.port is not None:
+            values["port"] = url.port
+        if url.database is not None:
+            values["database"] = url.database
+        if url.username is not None:
+            values["user"] = url.username
+        if url.password is not None:
+            values[self._password_argument] = url.password
+        values.update(url.query)
+        values.update(connect_args)
+        return convert_arguments(values, self._kinds(), self.name)
+
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        if user is not None or password is not None:
+            arguments = dict(arguments)
+            if user is not None:
+                arguments["user"] = user
+            if password is not None:
+                arguments[self._password_argument] = password
+        return self.module.connect(**arguments)
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        return super().is_disconnect(error, connection) or is_mysql_disconnect(error)
+
+    def ping(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        with self.time_limit(connection, timeout):
+            connection.ping(False)  # never reconnect behind the pool's back
+
+
+class PyMySQLDriver(_MySQLDriver):
+    """PyMySQL (``mysql://``, ``mariadb://``, ``mysql+pymysql://``)."""
+
+    name = "pymysql"
+    extra = "mysql"
+    full_reset_in_place = True
+
+    def __init__(self, module: ModuleType | None = None) -> None:
+        super().__init__(module)
+        self._fresh_role: tuple[str | None] | None = None
+
+    def _kinds(self) -> dict[str, ArgumentKind | None]:
+        assert self.module is not None
+        return _connect_kinds(
+            self.module.connections.Connection.__init__,
+            {
+                "read_timeout": float,
+                "write_timeout": float,
+                "max_allowed_packet": int,
+                "autocommit": bool,
+                "ssl": None,
+                "conv": None,
+                "cursorclass": None,
+                "defer_connect": bool,
+            },
+        )
+
+    def opened(self, connection: Any) -> None:
+        if self._fresh_role is None:
+            self._fresh_role = (_query_one(connection, "SELECT CURRENT_ROLE()"),)
+            if self.in_transaction(connection):  # autocommit off: the probe opened one
+                connection.rollback()
+
+    def is_closed(self, connection: Any) -> bool:
+        return not connection.open
+
+    def in_transaction(self, connection: Any) -> bool:
+        # The server reports it in every OK/EOF packet; PyMySQL keeps the last one.
+        return bool(connection.server_status & _SERVER_STATUS_IN_TRANS)
+
+    def fileno(self, connection: Any) -> int | None:
+        sock = getattr(connection, "_sock", None)
+        return None if sock is None else int(sock.fileno())
+
+    def full_reset(self, connection: Any, timeout: float) -> bool:
+        """COM_RESET_CONNECTION, then the role, database and autocommit mode it leaves.
+
+        Returns False (reopen) when the borrower changed the current database of a
+        connection opened without one: nothing can unselect a database.
+        """
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        with self.time_limit(connection, timeout):
+            connection._execute_command(_COM_RESET_CONNECTION, b"")
+            connection._read_ok_packet()
+            role, database = _query_row(connection, "SELECT CURRENT_ROLE(), DATABASE()")
+            fresh_role = (self._fresh_role or (None,))[0]
+            if role != fresh_role:
+                # The reset keeps SET ROLE (seen on MariaDB 10.11): put the fresh one back.
+                target = "NONE" if fresh_role is None else _quote_role(fresh_role)
+                _execute(connection, f"SET ROLE {target}")
+            initial = connection.db
+            if isinstance(initial, bytes):
+                initial = initial.decode()
+            if initial and database != initial:
+                connection.select_db(initial)
+            elif not initial and database is not None:
+                return False
+            # The reset restored the server's global autocommit; PyMySQL still believes
+            # in its own mode. Its autocommit() re-sends the mode when the two differ.
+            connection.autocommit(connection.autocommit_mode)
+            if connection.sql_mode is not None:
+                _execute(connection, f"SET sql_mode = {connection.escape(connection.sql_mode)}")
+            if connection.init_command is not None:
+                _execute(connection, connection.init_command)
+        return True
+
+
+class MySQLdbDriver(_MySQLDriver):
+    """mysqlclient, imported as MySQLdb (``mysql+mysqldb://``, ``mysql+mysqlclient://``)."""
+
+    name = "mysqlclient"
+    extra = "mysqlclient"
+    _password_argument = "password"
+
+    def _kinds(self) -> dict[str, ArgumentKind | None]:
+        # MySQLdb.connect takes **kwargs; these are the ones its Connection documents.
+        kinds: dict[str, ArgumentKind | None] = dict.fromkeys(
+            [
+                "host",
+                "user",
+                "password",
+                "passwd",
+                "database",
+                "db",
+                "unix_socket",
+                "init_command",
+                "read_default_file",
+                "read_default_group",
+                "charset",
+                "collation",
+                "auth_plugin",
+                "sql_mode",
+                "ssl_mode",
+            ],
+            str,
+        )
+        kinds.update(
+            dict.fromkeys(
+                ["port", "connect_timeout", "read_timeout", "write_timeout", "client_flag"], int
+            )
+        )
+        kinds.update(
+            dict.fromkeys(
+                ["compress", "named_pipe", "use_unicode", "local_infile", "autocommit"], bool
+            )
+        )
+        kinds.update(dict.fromkeys(["conv", "cursorclass", "ssl", "binary_prefix"], None))
+        return kinds
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        arguments = super().arguments_from_url(url, connect_args)
+        # libmariadb waits for ever by default; a hung connect would hold an opener.
+        arguments.setdefault("connect_timeout", 10)
+        return arguments
+
+    def is_closed(self, connection: Any) -> bool:
+        return not connection.open
+
+    def fileno(self, connection: Any) -> int | None:
+        try:
+            return int(connection.fileno())
+        except Exception:
+            return None
+
+
+def _execute(connection: Any, sql: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def _query_row(connection: Any, sql: str) -> tuple[Any, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return tuple(cursor.fetchone())
+
+
+def _query_one(connection: Any, sql: str) -> Any:
+    return _query_row(connection, sql)[0]
+
+
+def _quote_role(role: str) -> str:
+    return "`" + role.replace("`", "``") + "`"

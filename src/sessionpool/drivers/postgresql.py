@@ -1,0 +1,307 @@
+"""PostgreSQL through psycopg 3 or psycopg2: status checks, resets and disconnect codes.
+
+The cheap reset reads libpq's transaction status locally and rolls back only when a
+transaction is open. The full reset is ``DISCARD ALL`` (role, session authorization, settings,
+temp objects, prepared statements, cursors, LISTEN, advisory locks, plans, sequences) then
+``RESET ROLE`` (back to the login role's own default role), plus the driver's client-side
+state. Every round trip runs under the watchdog's time limit.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, ClassVar
+
+from ..errors import ConnectionDead
+from ..url import URL
+from .base import ArgumentKind, URLDriver, convert_arguments
+
+__all__ = ["Psycopg2Driver", "PsycopgDriver", "is_postgresql_disconnect"]
+
+# libpq connection keywords (PostgreSQL 15-17); strings, parsed by libpq itself.
+_LIBPQ_KEYWORDS = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "requiressl",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "sslnegotiation",
+    "require_auth",
+]
+# A connect that hangs would hold an opener for ever; libpq waits without limit by default.
+_DEFAULT_CONNECT_TIMEOUT = "10"
+
+# SQLSTATEs after which the session is gone: class 08 (connection exception) and the
+# server's "terminating connection" family (admin shutdown, crash shutdown, cannot connect
+# now, idle-session and idle-in-transaction timeouts, which are FATAL).
+_DEAD_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "25P03"})
+# Client-side failures carry no SQLSTATE; libpq and the drivers word them so.
+_DEAD_MESSAGES = (
+    "server closed the connection",
+    "connection already closed",
+    "connection is closed",
+    "connection is lost",
+    "the connection is closed",
+    "terminating connection",
+    "could not receive data from server",
+    "could not send data to server",
+    "consuming input failed",
+    "ssl syscall error",
+    "ssl connection has been closed",
+    "no connection to the server",
+    "lost synchronization with server",
+    "connection not open",
+    "bad connection",
+)
+_IDLE, _ACTIVE, _UNKNOWN = 0, 1, 4  # libpq PQtransactionStatus values, both drivers
+
+
+def is_postgresql_disconnect(error: BaseException) -> bool:
+    """Whether a psycopg/psycopg2 error means the session is dead (not a SQL error)."""
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if state:
+        return bool(state.startswith("08") or state in _DEAD_STATES)
+    kind = type(error).__name__
+    if kind not in ("OperationalError", "InterfaceError", "DatabaseError", "Error"):
+        return False
+    text = str(error).lower()
+    return any(marker in text for marker in _DEAD_MESSAGES)
+
+
+class _PostgreSQLDriver(URLDriver):
+    """What psycopg and psycopg2 share."""
+
+    full_reset_in_place = True
+    extra_arguments: ClassVar[dict[str, ArgumentKind | None]] = {}
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if url.host is not None:
+            values["host"] = url.host  # a path here is libpq's unix-socket directory
+        if url.port is not None:
+            values["port"] = str(url.port)
+        if url.database is not None:
+            values["dbname"] = url.database
+        if url.username is not None:
+            values["user"] = url.username
+        if url.password is not None:
+            values["password"] = url.password
+        values.update(url.query)
+        values.update(connect_args)
+        values.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+        kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
+        kinds.update(self.extra_arguments)
+        return convert_arguments(values, kinds, self.name)
+
+    def _credentials(
+        self, arguments: dict[str, Any], user: str | None, password: str | None
+    ) -> dict[str, Any]:
+        if user is None and password is None:
+            return arguments
+        merged = dict(arguments)
+        if user is not None:
+            merged["user"] = user
+        if password is not None:
+            merged["password"] = password
+        return merged
+
+    def fileno(self, connection: Any) -> int | None:
+        try:
+            return int(connection.fileno())
+        except Exception:
+            return None
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        return super().is_disconnect(error, connection) or is_postgresql_disconnect(error)
+
+    def end_transaction(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        status = self.transaction_status(connection)
+        if status == _IDLE:
+            return  # nothing open: no round trip
+        if status in (_ACTIVE, _UNKNOWN):
+            # A command still running (or a lost protocol state) cannot be rolled back.
+            raise ConnectionDead("a command is still running on this connection")
+        with self.time_limit(connection, timeout):
+            connection.rollback()
+
+    def in_transaction(self, connection: Any) -> bool:
+        return self.transaction_status(connection) != _IDLE
+
+    def transaction_status(self, connection: Any) -> int:
+        return int(connection.info.transaction_status)
+
+    def _ping_query(self, connection: Any) -> None:
+        raise NotImplementedError
+
+    def ping(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        status = self.transaction_status(connection)
+        if status in (_ACTIVE, _UNKNOWN):
+            raise ConnectionDead("a command is still running on this connection")
+        with self.time_limit(connection, timeout):
+            if connection.autocommit or status != _IDLE:
+                self._ping_query(connection)
+            else:
+                # Autocommit for the probe only (a local switch while idle), so it opens
+                # no transaction the borrower would inherit.
+                connection.autocommit = True
+                try:
+                    self._ping_query(connection)
+                finally:
+                    connection.autocommit = False
+
+    def _discard_all(self, connection: Any, timeout: float) -> None:
+        self.end_transaction(connection, timeout)
+        with self.time_limit(connection, timeout):
+            connection.autocommit = True  # DISCARD ALL refuses to run in a transaction
+            self._execute(connection, "DISCARD ALL")
+            self._execute(connection, "RESET ROLE")
+
+    def _execute(self, connection: Any, sql: str) -> None:
+        raise NotImplementedError
+
+
+class PsycopgDriver(_PostgreSQLDriver):
+    """psycopg 3 (``postgresql://``, ``postgresql+psycopg://``)."""
+
+    name = "psycopg"
+    extra = "postgresql"
+    extra_arguments: ClassVar[dict[str, ArgumentKind | None]] = {
+        "autocommit": bool,
+        "prepare_threshold": int,
+    }
+    _CLIENT_ATTRIBUTES = (
+        "autocommit",
+        "isolation_level",
+        "read_only",
+        "deferrable",
+        "prepare_threshold",
+        "prepared_max",
+        "row_factory",
+        "cursor_factory",
+        "server_cursor_factory",
+    )
+
+    def __init__(self, module: ModuleType | None = None) -> None:
+        super().__init__(module)
+        self._baseline: dict[str, Any] | None = None
+
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        return self.module.connect(**self._credentials(arguments, user, password))
+
+    def opened(self, connection: Any) -> None:
+        if self._baseline is None:
+            self._baseline = {
+                name: getattr(connection, name)
+                for name in self._CLIENT_ATTRIBUTES
+                if hasattr(connection, name)
+            }
+
+    def is_closed(self, connection: Any) -> bool:
+        return bool(connection.closed or connection.broken)
+
+    def _ping_query(self, connection: Any) -> None:
+        connection.execute("")
+
+    def _execute(self, connection: Any, sql: str) -> None:
+        connection.execute(sql)
+
+    def full_reset(self, connection: Any, timeout: float) -> bool:
+        """``DISCARD ALL`` + ``RESET ROLE``, then psycopg's client side: its prepared-statement
+        cache (psycopg clears it on seeing DISCARD ALL), queued notifications, notice and
+        notify handlers, and the connection attributes as they were when it opened."""
+        self._discard_all(connection, timeout)
+        backlog = getattr(connection, "_notifies_backlog", None)
+        if backlog is not None:
+            backlog.clear()  # notifications received for the previous borrower
+        while connection.pgconn.notifies() is not None:
+            pass
+        for handlers in ("_notice_handlers", "_notify_handlers"):
+            registered = getattr(connection, handlers, None)
+            if isinstance(registered, list):
+                registered.clear()
+        for name, value in (self._baseline or {"autocommit": False}).items():
+            if getattr(connection, name) != value:
+                setattr(connection, name, value)
+        return True
+
+
+class Psycopg2Driver(_PostgreSQLDriver):
+    """psycopg2 (``postgresql+psycopg2://``)."""
+
+    name = "psycopg2"
+    extra = "psycopg2"
+    _CLIENT_ATTRIBUTES = ("autocommit", "isolation_level", "readonly", "deferrable")
+
+    def __init__(self, module: ModuleType | None = None) -> None:
+        super().__init__(module)
+        self._baseline: dict[str, Any] | None = None
+
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        return self.module.connect(**self._credentials(arguments, user, password))
+
+    def opened(self, connection: Any) -> None:
+        if self._baseline is None:
+            self._baseline = {name: getattr(connection, name) for name in self._CLIENT_ATTRIBUTES}
+
+    def is_closed(self, connection: Any) -> bool:
+        return bool(connection.closed)
+
+    def _ping_query(self, connection: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def _execute(self, connection: Any, sql: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    def full_reset(self, connection: Any, timeout: float) -> bool:
+        """``DISCARD ALL`` + ``RESET ROLE``, queued notifications and notices, and the
+        connection attributes as they were when it opened."""
+        self._discard_all(connection, timeout)
+        del connection.notifies[:]
+        del connection.notices[:]
+        for name, value in (self._baseline or {"autocommit": False}).items():
+            if getattr(connection, name) != value:
+                setattr(connection, name, value)
+        return True
