@@ -31,6 +31,7 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_threaded.py
 
 $(STAMP): pyproject.toml
+	bash tools/ensure_system_packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -1,6 +1,6 @@
 """sessionpool: a session/connection pool for every DB-API driver.
 
-pool = sessionpool.create_pool(creator=my_connect, min_size=2, max_size=10)
+pool = sessionpool.create_pool("postgresql://app@localhost/app", min_size=2, max_size=10)
 with pool.acquire() as conn:
     conn.cursor().execute("select 1")
 """
@@ -9,9 +9,11 @@ from ._core.stats import PoolStats
 from ._sync.lease import Lease
 from ._sync.pool import Pool
 from .config import PoolConfig
-from .drivers.base import Connector, CreatorConnector
+from .drivers.base import Connector, CreatorConnector, Driver
 from .errors import (
     ConfigError,
+    ConnectionDead,
+    DriverNotInstalled,
     Error,
     ForeignLease,
     LeaseReleased,
@@ -22,11 +24,16 @@ from .errors import (
     UsageError,
 )
 from .factory import create_pool
+from .url import URL, parse_url
 
 __all__ = [
+    "URL",
     "ConfigError",
+    "ConnectionDead",
     "Connector",
     "CreatorConnector",
+    "Driver",
+    "DriverNotInstalled",
     "Error",
     "ForeignLease",
     "Lease",
@@ -40,6 +47,7 @@ __all__ = [
     "PoolTimeout",
     "UsageError",
     "create_pool",
+    "parse_url",
 ]
 
 __version__ = "0.1.0"

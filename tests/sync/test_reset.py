@@ -202,3 +202,105 @@ def test_failed_connect_reaches_the_waiter(make_pool: PoolFactory, db: FakeDatab
     lease = pool.acquire(timeout=2.0)
     lease.release()
     assert_consistent(pool, db)
+
+
+# -- full reset and purity (generic driver: a full reset reopens) ----------------------------
+
+
+def test_full_reset_reopens_a_used_connection_for_a_generic_driver(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    setups: list[Any] = []
+    pool = make_pool(min_size=1, max_size=1, reset_on_return="full", on_connect=setups.append)
+    first = warm_up(pool)
+    assert first.closed, "the used connection is closed, its replacement takes its slot"
+    lease = pool.acquire()
+    second = lease.driver_connection
+    assert second is not first and not second.closed
+    assert setups == [first, second], "on_connect runs again on the replacement"
+    lease.release()
+    assert (pool.opened, pool.idle, pool.busy) == (1, 1, 0)
+    assert_consistent(pool, db)
+
+
+def test_full_reset_skips_an_untouched_lease(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    pool = make_pool(min_size=1, max_size=1, reset_on_return="full")
+    first = warm_up(pool)
+    connects = db.connects
+    for _ in range(3):
+        with pool.acquire():
+            pass
+    assert db.connects == connects
+    assert first.closed
+
+
+def test_purity_new_gets_a_session_no_borrower_used(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    lease = pool.acquire(purity="new")  # never used: no reset needed
+    first = lease._slot.connection  # (read without touching the lease, which counts as use)
+    lease.release()
+    connects = db.connects
+    with pool.acquire(purity="new") as again:
+        assert again._slot.connection is first, "untouched by its borrower: still fresh"
+    assert db.connects == connects
+    used = warm_up(pool)
+    with pool.acquire(purity="self") as reused:
+        assert reused.driver_connection is used, "purity self takes the reused session"
+    with pool.acquire(purity="new") as fresh:
+        assert fresh.driver_connection is not used
+        assert used.closed
+    assert_consistent(pool, db)
+
+
+def test_purity_new_retries_when_the_reset_fails(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    used = warm_up(pool)
+    db.fail_next_connects(1)  # the reopen fails: that connection is dropped, another opened
+    with pool.acquire(purity="new", timeout=2.0) as lease:
+        assert lease.driver_connection is not used
+        assert not lease.driver_connection.closed
+    assert used.closed
+    assert (pool.opened, pool.busy) == (1, 0)
+    assert_consistent(pool, db)
+
+
+def test_purity_is_checked(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=0)
+    with pytest.raises(sessionpool.UsageError, match="purity"):
+        pool.acquire(purity="NEW-ish")
+    assert (pool.opened, pool.busy) == (0, 0)
+
+
+def test_leaving_with_a_disconnect_error_drops_the_connection(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    with pytest.raises(sessionpool.ConnectionDead):
+        with pool.acquire() as lease:
+            dead: FakeConnection = lease.driver_connection
+            raise sessionpool.ConnectionDead("the server went away")
+    assert dead.closed
+    assert pool.busy == 0
+    with pool.acquire() as lease:
+        assert lease.driver_connection is not dead
+
+
+def test_leaving_with_an_ordinary_error_returns_the_connection(make_pool: PoolFactory) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    with pytest.raises(ZeroDivisionError):
+        with pool.acquire() as lease:
+            kept: FakeConnection = lease.driver_connection
+            use(lease)
+            raise ZeroDivisionError
+    assert not kept.closed
+    assert (pool.opened, pool.idle) == (1, 1)
+    assert not kept.in_transaction, "returned and rolled back"
+
+
+@pytest.mark.parametrize("name", ["reset_timeout", "ping_timeout"])
+@pytest.mark.parametrize("value", [0, -1, None, "5"])
+def test_time_limits_must_be_positive_seconds(
+    make_pool: PoolFactory, name: str, value: Any
+) -> None:
+    with pytest.raises(sessionpool.ConfigError, match=name):
+        make_pool(**{name: value})

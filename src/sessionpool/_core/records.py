@@ -49,8 +49,8 @@ class Slot:
         self.last_used = now
         self.uses = 0
         self.state = IDLE
-        # A new connection may carry a transaction its on_connect opened: reset it on return.
-        self.dirty = True
+        # The shell hands over a new connection already reset (after its on_connect).
+        self.dirty = False
         self.fresh = True
         # Owned by the shell: the handle class it wraps this connection in, chosen once
         # from the driver connection's type so the acquire path does no lookup.

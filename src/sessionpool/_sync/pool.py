@@ -650,8 +650,9 @@ class Pool:
         except BaseException as exc:
             self._report_open_failure(key, exc, request)
             return
+        driver = self._connector.driver
         try:
-            self._connector.driver.opened(connection)
+            driver.opened(connection)
         except BaseException as exc:
             self._close_quietly(connection, "driver set-up failed")
             self._report_open_failure(key, exc, request)
@@ -659,6 +660,8 @@ class Pool:
         if self._on_connect is not None:
             try:
                 self._on_connect(connection)
+                # It may have opened a transaction: end it so the slot starts clean.
+                driver.end_transaction(connection, self._config.reset_timeout)
             except BaseException as exc:
                 self._close_quietly(connection, "on_connect failed")
                 self._report_open_failure(key, exc, request)
