@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from . import Lease, Pool, PoolInUse, PoolStats, PoolTimeout, create_pool
+from . import URL, Lease, Pool, PoolInUse, PoolStats, PoolTimeout, create_pool
 
 __all__ = ["DemoSettings", "run_demo"]
 
@@ -61,17 +61,15 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sessionpool-demo-") as directory:
         path = os.path.join(directory, "demo.sqlite3")
         prepare_database(path)
-        # Any callable returning a DB-API connection will do as the creator.
+        # The URL names the driver (sqlite3) and passes it arguments: the busy timeout, and
+        # BEGIN IMMEDIATE, which takes the write lock up front, waiting up to that timeout;
+        # a deferred transaction that reads and then writes can instead fail at once with
+        # "database is locked". The pool opens SQLite connections for use by many threads
+        # in turn (check_same_thread=False) and lends each to one thread at a time.
+        url = URL("sqlite", database=path, query={"timeout": str(BUSY_TIMEOUT)})
         pool = create_pool(
-            creator=lambda: sqlite3.connect(
-                path,
-                check_same_thread=False,  # a pooled connection is used by many threads in turn
-                timeout=BUSY_TIMEOUT,
-                # BEGIN IMMEDIATE takes the write lock up front, waiting up to the busy
-                # timeout; a deferred transaction that reads and then writes can instead fail
-                # at once with "database is locked".
-                isolation_level="IMMEDIATE",
-            ),
+            url,
+            connect_args={"isolation_level": "IMMEDIATE"},
             on_connect=relax_fsync,
             min_size=min(MIN_SIZE, settings.max_size),
             max_size=settings.max_size,

@@ -304,3 +304,24 @@ def test_time_limits_must_be_positive_seconds(
 ) -> None:
     with pytest.raises(sessionpool.ConfigError, match=name):
         make_pool(**{name: value})
+
+
+def test_ping_reports_a_dead_connection(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    with pool.acquire() as lease:
+        assert pool.ping(lease, timeout=1.0) is True
+    # sqlite3 knows locally when a connection is closed; the fake driver is generic, so
+    # its liveness check is what DB-API allows: nothing without a driver adapter.
+    sqlite_pool = sessionpool.create_pool("sqlite://", min_size=1, max_size=1)
+    try:
+        lease = sqlite_pool.acquire()
+        assert sqlite_pool.ping(lease) is True
+        lease.driver_connection.close()
+        assert sqlite_pool.ping(lease) is False
+        lease.drop()
+        with pytest.raises(sessionpool.LeaseReleased):
+            sqlite_pool.ping(lease)
+        with sqlite_pool.acquire() as fresh:
+            assert sqlite_pool.ping(fresh) is True
+    finally:
+        sqlite_pool.close()

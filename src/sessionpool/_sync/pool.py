@@ -255,6 +255,33 @@ class Pool:
         lease._slot = None
         self._discard(slot, "dropped by the borrower")
 
+    def ping(self, lease: Lease, timeout: float | None = None) -> bool:
+        """Check that a borrowed connection is alive, with the driver's cheapest correct
+        check (a local status check where it suffices, else a round trip), within
+        ``timeout`` (default: the pool's ``ping_timeout``) even if the server hangs.
+
+        Returns False when it is dead; the caller should then `drop` it.
+        Raises:
+            LeaseReleased: it was already given back.
+            ForeignLease: it belongs to another pool.
+        """
+        self._check_owner(lease)
+        slot = lease._slot
+        if slot is None:
+            raise LeaseReleased("this connection was already returned to the pool")
+        if timeout is None:
+            timeout = self._config.ping_timeout
+        else:
+            check_timeout("timeout", timeout)
+        driver = self._connector.driver
+        try:
+            driver.ping(slot.connection, timeout)
+        except Exception as exc:
+            if driver.is_disconnect(exc, slot.connection):
+                return False
+            raise
+        return True
+
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
         """Whether ``error`` (raised by the driver) means the connection is dead, by the
         driver's own codes, as opposed to an ordinary SQL error."""
@@ -539,8 +566,7 @@ class Pool:
             elif mode == "full":
                 self._refresh(slot)
             elif mode == "commit":
-                with driver.time_limit(connection, limit):
-                    connection.commit()
+                driver.call_within(connection, limit, connection.commit)
             else:
                 mode(connection)
         except BaseException as exc:

@@ -158,8 +158,7 @@ class _PostgreSQLDriver(URLDriver):
         if status in (_ACTIVE, _UNKNOWN):
             # A command still running (or a lost protocol state) cannot be rolled back.
             raise ConnectionDead("a command is still running on this connection")
-        with self.time_limit(connection, timeout):
-            connection.rollback()
+        self.call_within(connection, timeout, connection.rollback)
 
     def in_transaction(self, connection: Any) -> bool:
         return self.transaction_status(connection) != _IDLE
