@@ -238,11 +238,13 @@ class PsycopgDriver(_PostgreSQLDriver):
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.closed or connection.broken)
 
+    # prepare=False: a borrower may have left prepare_threshold=0, and a statement the pool
+    # runs after DISCARD ALL must not become a prepared statement the next borrower sees.
     def _ping_query(self, connection: Any) -> None:
-        connection.execute("")
+        connection.execute("", prepare=False)
 
     def _execute(self, connection: Any, sql: str) -> None:
-        connection.execute(sql)
+        connection.execute(sql, prepare=False)
 
     def full_reset(self, connection: Any, timeout: float) -> bool:
         """``DISCARD ALL`` + ``RESET ROLE``, then psycopg's client side: its prepared-statement
@@ -269,7 +271,13 @@ class Psycopg2Driver(_PostgreSQLDriver):
 
     name = "psycopg2"
     extra = "psycopg2"
-    _CLIENT_ATTRIBUTES = ("autocommit", "isolation_level", "readonly", "deferrable")
+    _CLIENT_ATTRIBUTES = (
+        "autocommit",
+        "isolation_level",
+        "readonly",
+        "deferrable",
+        "cursor_factory",
+    )
 
     def __init__(self, module: ModuleType | None = None) -> None:
         super().__init__(module)
