@@ -102,7 +102,7 @@ class _MySQLDriver(URLDriver):
         if self.is_closed(connection):
             raise ConnectionDead("the driver reports the connection closed")
         with self.time_limit(connection, timeout):
-            connection.ping(False)  # never reconnect behind the pool's back
+            connection.ping(False)  # PyMySQL: never reconnect behind the pool's back
 
 
 class PyMySQLDriver(_MySQLDriver):
@@ -233,6 +233,14 @@ class MySQLdbDriver(_MySQLDriver):
 
     def is_closed(self, connection: Any) -> bool:
         return not connection.open
+
+    def ping(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        with self.time_limit(connection, timeout):
+            # No argument: mysqlclient 2.3 deprecates ``reconnect`` (it warns even for
+            # False) and never reconnects unless that option was turned on.
+            connection.ping()
 
     def fileno(self, connection: Any) -> int | None:
         try:
