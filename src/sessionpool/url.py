@@ -63,12 +63,15 @@ class URL:
         if self.port is not None:
             text += f":{self.port}"
         if self.database is not None:
-            text += "/" + (self.database if self.dialect == "sqlite" else quote(self.database))
+            text += "/" + quote(self.database, safe="/:")
         if self.query:
             pairs = []
             for key, value in self.query.items():
-                shown = MASK if hide_secrets and key.lower() in _SECRET_KEYS else value
-                pairs.append(f"{quote(key, safe='')}={quote(shown, safe='/:')}")
+                if hide_secrets and key.lower() in _SECRET_KEYS:
+                    shown = MASK
+                else:
+                    shown = quote(value, safe="/:")
+                pairs.append(f"{quote(key, safe='')}={shown}")
             text += "?" + "&".join(pairs)
         return text
 
@@ -182,7 +185,9 @@ def _masked_raw(text: str) -> str:
     """Unparsed URL text with anything that may be a password masked, for error messages."""
     if not isinstance(text, str):
         return f"<{type(text).__name__}>"
-    text = re.sub(r"(://[^/?#@]*?:)[^/?#]*@", rf"\1{MASK}@", text)
+    # Hide the whole userinfo, up to the last "@": with a malformed scheme or a password
+    # holding "/", "#" or "?", nothing else tells where the password ends.
+    text = re.sub(r"^([A-Za-z][A-Za-z0-9_.+-]*:/{0,2})?.*@", rf"\1{MASK}@", text, flags=re.DOTALL)
     return re.sub(
         r"((?:^|[?&])(?:password|passwd|sslpassword|wallet_password|token)=)[^&]*",
         rf"\1{MASK}",

@@ -275,10 +275,9 @@ def test_purity_is_checked(make_pool: PoolFactory) -> None:
 
 def test_leaving_with_a_disconnect_error_drops_the_connection(make_pool: PoolFactory) -> None:
     pool = make_pool(min_size=1, max_size=1)
-    with pytest.raises(sessionpool.ConnectionDead):
-        with pool.acquire() as lease:
-            dead: FakeConnection = lease.driver_connection
-            raise sessionpool.ConnectionDead("the server went away")
+    with pytest.raises(sessionpool.ConnectionDead), pool.acquire() as lease:
+        dead: FakeConnection = lease.driver_connection
+        raise sessionpool.ConnectionDead("the server went away")
     assert dead.closed
     assert pool.busy == 0
     with pool.acquire() as lease:
@@ -287,11 +286,10 @@ def test_leaving_with_a_disconnect_error_drops_the_connection(make_pool: PoolFac
 
 def test_leaving_with_an_ordinary_error_returns_the_connection(make_pool: PoolFactory) -> None:
     pool = make_pool(min_size=1, max_size=1)
-    with pytest.raises(ZeroDivisionError):
-        with pool.acquire() as lease:
-            kept: FakeConnection = lease.driver_connection
-            use(lease)
-            raise ZeroDivisionError
+    with pytest.raises(ZeroDivisionError), pool.acquire() as lease:
+        kept: FakeConnection = lease.driver_connection
+        use(lease)
+        raise ZeroDivisionError
     assert not kept.closed
     assert (pool.opened, pool.idle) == (1, 1)
     assert not kept.in_transaction, "returned and rolled back"

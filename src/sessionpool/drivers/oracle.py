@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConnectionDead
 from ..url import URL
 from .base import ArgumentKind, URLDriver, convert_arguments
 
 __all__ = ["OracleDriver", "is_oracle_disconnect"]
+
+T = TypeVar("T")
 
 # Codes after which the session is gone: not connected (DPY-1001, DPI-1010), closed by the
 # database or network (DPY-4011, DPI-1080), cannot connect (DPY-6005), session killed
@@ -136,6 +138,10 @@ class OracleDriver(URLDriver):
         finally:
             if not self.is_closed(connection):
                 connection.call_timeout = previous
+
+    def call_within(self, connection: Any, timeout: float, function: Callable[[], T]) -> T:
+        with self.time_limit(connection, timeout):
+            return function()
 
     def ping(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):

@@ -45,6 +45,8 @@ _RESET_PRAGMAS = (
     "ignore_check_constraints",
     "cell_size_check",
     "trusted_schema",
+    "journal_mode",
+    "locking_mode",
 )
 _memory_names = itertools.count(1)
 
@@ -143,15 +145,19 @@ class SQLiteDriver(URLDriver):
         """
         if self.is_closed(connection):
             raise ConnectionDead("the SQLite connection is closed")
-        if connection.in_transaction:
-            connection.rollback()
         baseline = self._baseline or {}
-        connection.isolation_level = baseline.get("isolation_level", "")
-        connection.row_factory = None
-        connection.text_factory = str
+        # Handlers first: a borrower's authorizer or progress handler could veto or
+        # interrupt every statement below, the rollback included.
         connection.set_authorizer(None)
         connection.set_progress_handler(None, 0)
         connection.set_trace_callback(None)
+        if connection.in_transaction:
+            connection.rollback()
+        connection.isolation_level = baseline.get("isolation_level", "")
+        connection.row_factory = None
+        connection.text_factory = str
+        if "query_only" in baseline:  # before the drops below, which write
+            connection.execute(f"PRAGMA query_only = {int(baseline['query_only'])}")
         for (name,) in _rows(connection, "SELECT name FROM pragma_database_list"):
             if name not in ("main", "temp"):
                 connection.execute(f"DETACH DATABASE {_quote(name)}")
@@ -165,8 +171,13 @@ class SQLiteDriver(URLDriver):
             connection.execute(f"DROP {kind.upper()} IF EXISTS temp.{_quote(name)}")
         current = _fingerprint(connection)
         for pragma in _RESET_PRAGMAS:
-            if pragma in baseline and current.get(pragma) != baseline[pragma]:
-                connection.execute(f"PRAGMA {pragma} = {int(baseline[pragma])}")
+            value = baseline.get(pragma)
+            if value is None or current.get(pragma) == value:
+                continue
+            if isinstance(value, str):  # journal_mode, locking_mode: a keyword
+                connection.execute(f"PRAGMA {pragma} = {_keyword(value)}")
+            else:
+                connection.execute(f"PRAGMA {pragma} = {int(value)}")
         # Write-only, so it cannot be compared: put back SQLite's default.
         connection.execute("PRAGMA case_sensitive_like = 0")
         if connection.in_transaction:  # DDL above may have opened one under legacy mode
@@ -190,6 +201,12 @@ def _fingerprint(connection: Any) -> dict[str, Any]:
         if row:
             values[pragma] = row[0][0]
     return values
+
+
+def _keyword(value: str) -> str:
+    if not value.isalpha():
+        raise ValueError(f"unexpected pragma value {value!r}")
+    return value
 
 
 def _quote(identifier: str) -> str:
