@@ -9,31 +9,19 @@ borrower's own path, so a slow connect cannot make an acquire overrun its deadli
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 from collections.abc import Hashable
 from time import monotonic
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
 from .._core.records import BUSY, CLOSED, Request, Slot
-from .._core.state import PoolState
-from .._core.stats import PoolStats, snapshot
-from .._core.tags import normalize_tag
-from ..config import PoolConfig, check_timeout, check_when_exhausted
+from .._pool_base import DEFAULT, PoolBase
+from ..config import PoolConfig, check_timeout
 from ..drivers.base import Connector
-from ..errors import (
-    ForeignLease,
-    LeaseReleased,
-    PoolClosed,
-    PoolExhausted,
-    PoolInUse,
-    PoolTimeout,
-    UsageError,
-)
+from ..errors import LeaseReleased, PoolClosed
 from .lease import Lease, lease_class_for
 
 __all__ = ["Pool"]
@@ -44,29 +32,7 @@ _new_lease = object.__new__
 logger = logging.getLogger("sessionpool.pool")
 
 
-class _Default:
-    """Marks an argument the caller left out (None is a meaningful timeout: wait forever)."""
-
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-DEFAULT: Any = _Default()
-_PURITIES = (None, "new", "self", "default")
-
-
-class UserKey(NamedTuple):
-    """Identity of a per-user connection: the user and a salted digest of the password, so a
-    connection opened with one password is never lent to a caller presenting another."""
-
-    user: str
-    secret: bytes
-
-    def __repr__(self) -> str:
-        return f"UserKey({self.user!r})"
-
-
-class Pool:
+class Pool(PoolBase):
     """A thread-safe pool of DB-API connections.
 
     Build one with `sessionpool.create_pool`. Borrow with ``with pool.acquire() as conn:``.
@@ -76,24 +42,11 @@ class Pool:
         config: the pool's settings.
     """
 
+    _lease_type = Lease
+
     def __init__(self, connector: Connector, config: PoolConfig) -> None:
-        self._connector = connector
-        self._config = config
-        self._core = PoolState(
-            min_size=config.min_size,
-            max_size=config.max_size,
-            max_overflow=config.max_overflow,
-            increment=config.increment,
-            lifo=config.idle_order == "lifo",
-            lazy=config.lazy,
-        )
+        super().__init__(connector, config)
         self._lock = threading.Lock()
-        self._reset_mode = config.reset_on_return
-        self._session_callback = config.session_callback
-        self._on_connect = config.on_connect
-        self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
-        self._salt = os.urandom(16)
-        self.name = config.name or f"pool-{id(self):x}"
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -120,10 +73,7 @@ class Pool:
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - monotonic()))
             if thread.is_alive():
-                raise PoolTimeout(
-                    f"pool {self.name!r}: opening {len(threads)} connection(s) took more than "
-                    f"{timeout} s; check that the database is reachable"
-                )
+                raise self._open_timeout_error(len(threads), timeout)
         with self._lock:
             failed = self._core.connect_errors > errors_before
             error = self._core.last_connect_error
@@ -144,11 +94,7 @@ class Pool:
             if self._core.closed:
                 return
             if not self._core.close(force=force):
-                busy = self._core.busy
-                raise PoolInUse(
-                    f"pool {self.name!r}: {busy} connection(s) still borrowed; release them "
-                    "first or call close(force=True)"
-                )
+                raise self._in_use_error()
             effects = self._take_effects()
             disposable = self._core.opened == 0 and self._core.opening == 0
         self._run(effects)
@@ -282,103 +228,6 @@ class Pool:
             raise
         return True
 
-    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
-        """Whether ``error`` (raised by the driver) means the connection is dead, by the
-        driver's own codes, as opposed to an ordinary SQL error."""
-        if isinstance(connection, Lease):
-            slot = connection._slot
-            connection = None if slot is None else slot.connection
-        return self._connector.driver.is_disconnect(error, connection)
-
-    # -- figures ---------------------------------------------------------------------------
-
-    @property
-    def config(self) -> PoolConfig:
-        return self._config
-
-    @property
-    def busy(self) -> int:
-        """Connections borrowed now."""
-        return self._core.busy
-
-    @property
-    def idle(self) -> int:
-        """Connections open and free now."""
-        return self._core.idle
-
-    @property
-    def opened(self) -> int:
-        """Connections open now (busy + idle)."""
-        return self._core.opened
-
-    @property
-    def opening(self) -> int:
-        """Connections being opened now."""
-        return self._core.opening
-
-    @property
-    def waiting(self) -> int:
-        """Callers waiting for a connection now."""
-        return self._core.waiting
-
-    @property
-    def min_size(self) -> int:
-        return self._config.min_size
-
-    @property
-    def max_size(self) -> int:
-        return self._config.max_size
-
-    @property
-    def max_overflow(self) -> int:
-        return self._config.max_overflow
-
-    @property
-    def increment(self) -> int:
-        return self._config.increment
-
-    @property
-    def closed(self) -> bool:
-        return self._core.closed
-
-    def stats(self) -> PoolStats:
-        """A consistent snapshot of the figures and counters."""
-        with self._lock:
-            return snapshot(self._core)
-
-    # SQLAlchemy's names for the same figures (pool_size = max_size).
-    def size(self) -> int:
-        return self._config.max_size
-
-    def checkedin(self) -> int:
-        return self._core.idle
-
-    def checkedout(self) -> int:
-        return self._core.busy
-
-    def overflow(self) -> int:
-        """Connections open beyond ``max_size`` (negative while below it), as SQLAlchemy."""
-        return self._core.opened - self._config.max_size
-
-    def status(self) -> str:
-        """SQLAlchemy's one-line status."""
-        with self._lock:
-            idle, opened, busy = self._core.idle, self._core.opened, self._core.busy
-        return (
-            f"Pool size: {self._config.max_size}  Connections in pool: {idle} "
-            f"Current Overflow: {opened - self._config.max_size} "
-            f"Current Checked out connections: {busy}"
-        )
-
-    def __repr__(self) -> str:
-        core = self._core
-        state = "closed" if core.closed else "open"
-        return (
-            f"<Pool {self.name!r} {state} busy={core.busy} idle={core.idle} "
-            f"opened={core.opened} max_size={self._config.max_size} waiting={core.waiting} "
-            f"via {self._connector.describe()}>"
-        )
-
     # -- internals: acquiring --------------------------------------------------------------
 
     def _acquire_slow(
@@ -391,25 +240,16 @@ class Pool:
         when_exhausted: str | None,
         purity: str | None,
     ) -> Lease:
-        config = self._config
-        key = None if user is None and password is None else self._key_for(user, password)
-        wanted_tag = None if tag is None else self._normalize_tag(tag)
-        mode = config.when_exhausted if when_exhausted is None else when_exhausted
-        check_when_exhausted(mode)
-        if purity not in _PURITIES:
-            raise UsageError(f"purity must be 'new', 'self' or 'default' (got {purity!r})")
-        if timeout is DEFAULT:
-            timeout = config.wait_timeout
+        key, wanted_tag, mode, timeout, purity = self._request(
+            timeout, tag, user, password, when_exhausted, purity
+        )
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
             if purity != "new" or slot.fresh or self._refresh_or_drop(slot):
                 break
             if deadline is not None and monotonic() >= deadline:
-                raise PoolTimeout(
-                    f"pool {self.name!r}: no fresh session within {timeout} s: resetting "
-                    "the ones found failed (see the log)"
-                )
+                raise self._no_fresh_session_error(timeout)
         lease: Lease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
@@ -432,7 +272,7 @@ class Pool:
         with self._lock:
             core = self._core
             if core.closed:
-                raise PoolClosed(f"pool {self.name!r} is closed")
+                raise self._closed_error()
             slot = core.acquire(key, wanted_tag, matchanytag)
             if slot is None:
                 handle = threading.Lock()
@@ -440,11 +280,7 @@ class Pool:
                 request = Request(key, wanted_tag, matchanytag, handle)
                 outcome = core.enqueue(request, mode)
                 if outcome == "exhausted":
-                    refusal = PoolExhausted(
-                        f"pool {self.name!r}: no connection free and the pool is at its cap "
-                        f"({self._figures()}); raise max_size/max_overflow or use "
-                        "when_exhausted='wait'"
-                    )
+                    refusal = self._exhausted_error()
             errors_before = core.connect_errors
             effects = self._take_effects()
         self._run(effects)
@@ -478,18 +314,14 @@ class Pool:
                 # Served at the very moment the deadline passed: it is ours, not lost.
                 return slot
             if request.error is None:
-                error = PoolTimeout(
-                    f"pool {self.name!r}: no connection free within {timeout} s "
-                    f"({figures}); raise max_size or wait_timeout, or release connections "
-                    "sooner"
-                )
+                error = self._timeout_error(timeout, figures)
                 if connect_failed and last_error is not None:
                     raise error from last_error
                 raise error
         if request.error is not None:
             if isinstance(request.error, PoolClosed):
                 # One PoolClosed is shared by all waiters: raise a fresh one per thread.
-                raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+                raise self._closed_error(while_waiting=True)
             raise request.error
         assert request.slot is not None
         return request.slot
@@ -501,27 +333,6 @@ class Pool:
                 self._core.release(slot, monotonic(), slot.tag)
             effects = self._take_effects()
         self._run(effects)
-
-    def _key_for(self, user: str | None, password: str | None) -> Hashable:
-        if user is None and password is None:
-            return None
-        if self._config.homogeneous:
-            raise UsageError(
-                f"pool {self.name!r} is homogeneous: acquire() takes no user or password; "
-                "create the pool with homogeneous=False for per-user connections"
-            )
-        if not isinstance(user, str) or not user:
-            raise UsageError("user must be a non-empty string when a password is given")
-        secret = (password or "").encode()
-        key = UserKey(user, hashlib.blake2b(secret, key=self._salt, digest_size=16).digest())
-        self._credentials[key] = (user, password)
-        return key
-
-    def _normalize_tag(self, tag: str | None) -> str | None:
-        try:
-            return normalize_tag(tag)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"tag: {exc}") from None
 
     def _run_session_callback(self, lease: Lease, requested_tag: str | None) -> None:
         slot = lease._slot
@@ -536,16 +347,6 @@ class Pool:
             raise
 
     # -- internals: returning --------------------------------------------------------------
-
-    def _check_owner(self, lease: Lease) -> None:
-        if not isinstance(lease, Lease):
-            raise UsageError(
-                f"expected a connection returned by acquire(), got {type(lease).__name__}"
-            )
-        if lease._pool is not self:
-            raise ForeignLease(
-                f"this connection belongs to pool {lease._pool.name!r}, not {self.name!r}"
-            )
 
     def _after_use(self, slot: Slot) -> bool:
         """Reset a connection a borrower used, as ``reset_on_return`` says.
@@ -632,13 +433,6 @@ class Pool:
 
     # -- internals: effects ----------------------------------------------------------------
 
-    def _take_effects(self) -> list[Effect]:
-        """Detach the core's pending effects (call with the lock held)."""
-        effects = self._core.effects
-        if effects:
-            self._core.effects = []
-        return effects
-
     def _run(self, effects: list[Effect]) -> list[threading.Thread]:
         """Carry out effects outside the lock; returns the opener threads started."""
         openers: list[threading.Thread] = []
@@ -718,10 +512,5 @@ class Pool:
             # disturb the caller that happened to trigger it.
             logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
 
-    def _figures(self) -> str:
-        core = self._core
-        cap = "no cap" if core.cap is None else f"cap {core.cap}"
-        return (
-            f"{core.busy} busy of max_size {core.max_size} ({cap}), {core.idle} idle, "
-            f"{core.opening} opening, {core.waiting} waiting"
-        )
+    def _guard(self) -> threading.Lock:
+        return self._lock
