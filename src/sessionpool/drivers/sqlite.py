@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ class SQLiteDriver(URLDriver):
     def __init__(self, module: Any = sqlite3) -> None:
         super().__init__(module)
         self._keeper: sqlite3.Connection | None = None
+        self._keeper_lock = threading.Lock()
         self._baseline: dict[str, Any] | None = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -99,10 +101,15 @@ class SQLiteDriver(URLDriver):
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         if user is not None or password is not None:
             raise ConfigError("SQLite has no users: acquire() takes no user or password here")
-        if arguments.get("uri") and "vfs=memdb" in arguments["database"] and self._keeper is None:
-            # The memdb database lives while one connection is open: keep one for the pool.
-            self._keeper = sqlite3.connect(**arguments)
+        if arguments.get("uri") and "vfs=memdb" in arguments["database"]:
+            self.keep_memory_database(arguments)
         return sqlite3.connect(**arguments)
+
+    def keep_memory_database(self, arguments: dict[str, Any]) -> None:
+        """Hold one connection to the pool's memdb database: it lives while one is open."""
+        with self._keeper_lock:  # openers run concurrently: keep exactly one
+            if self._keeper is None:
+                self._keeper = sqlite3.connect(**arguments)
 
     def dispose(self) -> None:
         keeper, self._keeper = self._keeper, None

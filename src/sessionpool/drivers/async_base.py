@@ -1,0 +1,256 @@
+"""The asyncio driver seam: what `AsyncPool` needs from an async driver, and the executor
+bridge that lets it use any blocking DB-API driver too.
+
+Mirrors `drivers.base`: an `AsyncDriver` knows one driver's connections (closed? alive?
+end the transaction, reset the session, is this error a disconnect), an `AsyncConnector`
+opens them. Round trips are awaited under a deadline; local checks stay synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..errors import ConfigError, ConnectionDead
+from ..url import URL
+from .base import Connector, Driver, scrub_error
+
+__all__ = [
+    "AsyncConnector",
+    "AsyncCreatorConnector",
+    "AsyncDriver",
+    "AsyncURLConnector",
+    "AsyncURLDriver",
+    "ExecutorConnector",
+    "within",
+]
+
+T = TypeVar("T")
+
+
+async def within(timeout: float, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` for at most ``timeout`` seconds, raising `ConnectionDead` after."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError from 3.11
+        raise ConnectionDead(f"no answer within {timeout} s") from exc
+    except asyncio.TimeoutError as exc:  # Python 3.10
+        raise ConnectionDead(f"no answer within {timeout} s") from exc
+
+
+class AsyncDriver:
+    """Knowledge of one async driver. The defaults suit any connection with ``rollback()``
+    and ``close()`` coroutines and nothing else known."""
+
+    name = "generic-async"
+    extra = ""
+
+    def __init__(self, module: Any = None) -> None:
+        self.module = module
+
+    async def opened(self, connection: Any) -> None:
+        """Called once with each new connection, before the pool's ``on_connect``."""
+
+    def is_closed(self, connection: Any) -> bool:
+        """True when the driver already knows the connection is closed or broken."""
+        return False
+
+    def in_transaction(self, connection: Any) -> bool:
+        """Whether a transaction may be open; True when the driver cannot tell."""
+        return True
+
+    async def ping(self, connection: Any, timeout: float) -> None:
+        """Check the connection is alive within ``timeout``; raises when it is not."""
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+
+    async def end_transaction(self, connection: Any, timeout: float) -> None:
+        """The cheap reset on return: roll back whatever the borrower left open."""
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        if self.in_transaction(connection):
+            await within(timeout, connection.rollback())
+
+    async def full_reset(self, connection: Any, timeout: float) -> bool:
+        """Clear all session state; False when only a reopen can (the pool then reopens)."""
+        return False
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        if isinstance(error, ConnectionDead):
+            return True
+        return connection is not None and self.is_closed(connection)
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        """Close a connection within ``timeout``; abort it when that runs out."""
+        await within(timeout, connection.close())
+
+
+class AsyncURLDriver(AsyncDriver):
+    """An AsyncDriver that opens connections from a parsed URL."""
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        raise NotImplementedError
+
+    async def dispose(self) -> None:
+        """Release what the driver holds for the pool."""
+
+
+class AsyncConnector:
+    """Opens connections for an `AsyncPool` and owns the `AsyncDriver` that knows them."""
+
+    driver: AsyncDriver = AsyncDriver()
+
+    async def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        raise NotImplementedError
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        await self.driver.close(connection, timeout)
+
+    async def dispose(self) -> None:
+        """Release what the connector holds; the pool calls it when it closes."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class AsyncCreatorConnector(AsyncConnector):
+    """Connections from a user's coroutine function (``async def connect(): ...``)."""
+
+    def __init__(self, creator: Callable[..., Awaitable[Any]]) -> None:
+        if not callable(creator):
+            raise ConfigError(
+                "creator must be a coroutine function returning a connection, "
+                f"not {type(creator).__name__}"
+            )
+        self.creator = creator
+        self.driver = AsyncDriver()
+        self._recognised = False
+
+    async def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        if user is None:
+            connection = await self.creator()
+        else:
+            connection = await self.creator(user=user, password=password)
+        if not self._recognised:
+            from .async_registry import async_driver_for_connection
+
+            self.driver = async_driver_for_connection(connection)
+            self._recognised = True
+        return connection
+
+    def describe(self) -> str:
+        name = getattr(self.creator, "__qualname__", None) or type(self.creator).__name__
+        return f"creator {name}"
+
+
+class AsyncURLConnector(AsyncConnector):
+    """Connections described by a URL, opened through the async driver it names."""
+
+    driver: AsyncURLDriver
+
+    def __init__(self, url: URL, driver: AsyncURLDriver, connect_args: dict[str, Any]) -> None:
+        self.url = url
+        self.driver = driver
+        self.arguments = driver.arguments_from_url(url, connect_args)
+        self._secrets = url.secrets() + [
+            str(v) for k, v in connect_args.items() if "password" in k.lower() and v
+        ]
+
+    async def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        try:
+            return await self.driver.open(self.arguments, user, password)
+        except Exception as exc:
+            scrub_error(exc, self._secrets + ([password] if password else []))
+            raise
+
+    async def dispose(self) -> None:
+        await self.driver.dispose()
+
+    def describe(self) -> str:
+        return self.url.without_query(self.url.query).render()
+
+
+class _ExecutorDriver(AsyncDriver):
+    """A blocking `Driver` run on a bounded thread pool, so the event loop never blocks.
+
+    Its own time limits (the watchdog) still apply inside the worker thread; the await is
+    bounded as well, so a stuck thread cannot hold the caller past its limit.
+    """
+
+    def __init__(self, driver: Driver, executor: ThreadPoolExecutor) -> None:
+        super().__init__(driver.module)
+        self.sync = driver
+        self.name = f"{driver.name} (thread pool)"
+        self.extra = driver.extra
+        self._executor = executor
+
+    async def _run(self, timeout: float, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        # A small margin over the driver's own limit, which cuts the socket first.
+        return await within(timeout + 1.0, loop.run_in_executor(self._executor, function, *args))
+
+    async def opened(self, connection: Any) -> None:
+        await self._run(60.0, self.sync.opened, connection)
+
+    def is_closed(self, connection: Any) -> bool:
+        return self.sync.is_closed(connection)
+
+    def in_transaction(self, connection: Any) -> bool:
+        return self.sync.in_transaction(connection)
+
+    async def ping(self, connection: Any, timeout: float) -> None:
+        await self._run(timeout, self.sync.ping, connection, timeout)
+
+    async def end_transaction(self, connection: Any, timeout: float) -> None:
+        if self.sync.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        if self.sync.in_transaction(connection):
+            await self._run(timeout, self.sync.end_transaction, connection, timeout)
+
+    async def full_reset(self, connection: Any, timeout: float) -> bool:
+        return await self._run(timeout, self.sync.full_reset, connection, timeout)
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        return self.sync.is_disconnect(error, connection)
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        await self._run(timeout, self.sync.close, connection)
+
+
+class ExecutorConnector(AsyncConnector):
+    """Lets `AsyncPool` use a blocking DB-API driver: connects, resets, checks and closes run
+    on a thread pool of at most ``max_workers`` threads. Borrowers get the blocking
+    connection itself (run its calls with ``asyncio.to_thread`` or accept the blocking)."""
+
+    driver: _ExecutorDriver
+
+    def __init__(self, connector: Connector, max_workers: int) -> None:
+        self.sync = connector
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="sessionpool-io"
+        )
+        self.driver = _ExecutorDriver(connector.driver, self._executor)
+
+    async def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        loop = asyncio.get_running_loop()
+        connection = await loop.run_in_executor(self._executor, self.sync.connect, user, password)
+        if self.driver.sync is not self.sync.driver:  # a creator recognised its driver
+            self.driver = _ExecutorDriver(self.sync.driver, self._executor)
+        return connection
+
+    async def dispose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.sync.dispose)
+        self._executor.shutdown(wait=False)
+
+    def describe(self) -> str:
+        return f"{self.sync.describe()} (thread pool)"

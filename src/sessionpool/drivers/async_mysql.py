@@ -1,0 +1,141 @@
+"""MySQL and MariaDB for `AsyncPool` through aiomysql (PyMySQL's protocol code on asyncio).
+
+The same contract as `mysql.py`'s PyMySQL adapter: the transaction status comes from the
+server's last status flags, the full reset is COM_RESET_CONNECTION plus what it leaves (role,
+database, autocommit mode), errors are classified by the same codes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..errors import ConnectionDead
+from ..url import URL
+from .async_base import AsyncURLDriver, within
+from .base import ArgumentKind, convert_arguments
+from .mysql import is_mysql_disconnect
+
+__all__ = ["AiomysqlDriver"]
+
+_SERVER_STATUS_IN_TRANS = 0x0001
+_COM_RESET_CONNECTION = 0x1F
+
+
+class AiomysqlDriver(AsyncURLDriver):
+    """aiomysql (``mysql+aiomysql://``; ``mysql://`` and ``mariadb://`` in an AsyncPool)."""
+
+    name = "aiomysql"
+    extra = "aiomysql"
+
+    def __init__(self, module: Any = None) -> None:
+        super().__init__(module)
+        self._fresh_role: tuple[str | None] | None = None
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        assert self.module is not None
+        values: dict[str, Any] = {}
+        if url.host is not None and url.host.startswith("/"):
+            values["unix_socket"] = url.host
+        elif url.host is not None:
+            values["host"] = url.host
+        if url.port is not None:
+            values["port"] = url.port
+        if url.database is not None:
+            values["db"] = url.database
+        if url.username is not None:
+            values["user"] = url.username
+        if url.password is not None:
+            values["password"] = url.password
+        values.update(url.query)
+        values.update(connect_args)
+        if "database" in values:  # accept the PyMySQL spelling too
+            values["db"] = values.pop("database")
+        kinds: dict[str, ArgumentKind | None] = {}
+        for name, parameter in inspect.signature(self.module.connect).parameters.items():
+            default = parameter.default
+            kinds[name] = type(default) if isinstance(default, (bool, int, float)) else str
+        kinds.update({"ssl": None, "conv": None, "cursorclass": None, "loop": None})
+        kinds.update({"connect_timeout": float, "autocommit": bool, "local_infile": bool})
+        return convert_arguments(values, kinds, self.name)
+
+    async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        if user is not None or password is not None:
+            arguments = dict(arguments)
+            if user is not None:
+                arguments["user"] = user
+            if password is not None:
+                arguments["password"] = password
+        return await self.module.connect(**arguments)
+
+    async def opened(self, connection: Any) -> None:
+        if self._fresh_role is None:
+            self._fresh_role = (await _query_one(connection, "SELECT CURRENT_ROLE()"),)
+            if self.in_transaction(connection):
+                await connection.rollback()
+
+    def is_closed(self, connection: Any) -> bool:
+        return bool(connection.closed)
+
+    def in_transaction(self, connection: Any) -> bool:
+        return bool((connection.server_status or 0) & _SERVER_STATUS_IN_TRANS)
+
+    async def ping(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        await within(timeout, connection.ping(reconnect=False))
+
+    async def full_reset(self, connection: Any, timeout: float) -> bool:
+        """COM_RESET_CONNECTION, then the role, database and autocommit mode it leaves;
+        False (reopen) when a connection opened without a database has one selected."""
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+
+        async def reset() -> bool:
+            await connection._execute_command(_COM_RESET_CONNECTION, b"")
+            await connection._read_ok_packet()
+            role, database = await _query_row(connection, "SELECT CURRENT_ROLE(), DATABASE()")
+            fresh_role = (self._fresh_role or (None,))[0]
+            if role != fresh_role:
+                target = "NONE" if fresh_role is None else _quote_role(fresh_role)
+                await _execute(connection, f"SET ROLE {target}")
+            initial = connection.db
+            if isinstance(initial, bytes):
+                initial = initial.decode()
+            if initial and database != initial:
+                await connection.select_db(initial)
+            elif not initial and database is not None:
+                return False
+            await connection.autocommit(connection.autocommit_mode)
+            return True
+
+        return await within(timeout, reset())
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        return super().is_disconnect(error, connection) or is_mysql_disconnect(error)
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        try:
+            await within(timeout, connection.ensure_closed())
+        finally:
+            connection.close()  # drops the transport if the goodbye did not get through
+
+
+async def _execute(connection: Any, sql: str) -> None:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql)
+
+
+async def _query_row(connection: Any, sql: str) -> tuple[Any, ...]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql)
+        return tuple(await cursor.fetchone())
+
+
+async def _query_one(connection: Any, sql: str) -> Any:
+    return (await _query_row(connection, sql))[0]
+
+
+def _quote_role(role: str) -> str:
+    return "`" + role.replace("`", "``") + "`"

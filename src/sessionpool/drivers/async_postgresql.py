@@ -1,0 +1,264 @@
+"""PostgreSQL for `AsyncPool`: asyncpg and psycopg 3's AsyncConnection.
+
+Same contract as the threaded adapters in `postgresql.py`: the cheap reset rolls back only when
+the driver reports a transaction open (both know it locally); the full reset clears the whole
+session; errors are classified by SQLSTATE and the drivers' connection-lost exceptions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+from ..errors import ConnectionDead
+from ..url import URL
+from .async_base import AsyncURLDriver, within
+from .base import ArgumentKind, convert_arguments
+from .postgresql import _LIBPQ_KEYWORDS, is_postgresql_disconnect
+
+__all__ = ["AsyncpgDriver", "AsyncPsycopgDriver"]
+
+_IDLE, _ACTIVE, _UNKNOWN = 0, 1, 4
+# asyncpg keeps its own prepared statements (its statement cache, harmless to the next
+# borrower and costly to lose), so its full reset spells out DISCARD ALL without the
+# DEALLOCATE ALL and drops only the SQL-level statements a borrower PREPAREd.
+_ASYNCPG_RESET = (
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DISCARD TEMP; "
+    "DISCARD SEQUENCES; DISCARD PLANS"
+)
+
+
+def _url_values(url: URL, database_key: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if url.host is not None:
+        values["host"] = url.host
+    if url.port is not None:
+        values["port"] = url.port
+    if url.database is not None:
+        values[database_key] = url.database
+    if url.username is not None:
+        values["user"] = url.username
+    if url.password is not None:
+        values["password"] = url.password
+    return values
+
+
+def _with_credentials(
+    arguments: dict[str, Any], user: str | None, password: str | None
+) -> dict[str, Any]:
+    if user is None and password is None:
+        return arguments
+    merged = dict(arguments)
+    if user is not None:
+        merged["user"] = user
+    if password is not None:
+        merged["password"] = password
+    return merged
+
+
+class AsyncpgDriver(AsyncURLDriver):
+    """asyncpg (``postgresql+asyncpg://``)."""
+
+    name = "asyncpg"
+    extra = "asyncpg"
+    _KINDS: ClassVar[dict[str, ArgumentKind | None]] = {
+        "timeout": float,
+        "command_timeout": float,
+        "statement_cache_size": int,
+        "max_cached_statement_lifetime": int,
+        "max_cacheable_statement_size": int,
+        "port": int,
+        "direct_tls": bool,
+    }
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        assert self.module is not None
+        values = _url_values(url, "database")
+        values.update(url.query)
+        values.update(connect_args)
+        settings = {}
+        if "application_name" in values:  # a server setting, as in a libpq URL
+            settings["application_name"] = values.pop("application_name")
+        kinds: dict[str, ArgumentKind | None] = {
+            name: str
+            for name, parameter in inspect.signature(self.module.connect).parameters.items()
+            if parameter.kind is parameter.KEYWORD_ONLY and name not in ("loop",)
+        }
+        kinds.update(self._KINDS)
+        kinds["server_settings"] = None
+        kinds["ssl"] = None
+        arguments = convert_arguments(values, kinds, self.name)
+        arguments.setdefault("timeout", 10.0)  # asyncpg's own default connect wait is 60 s
+        if settings:
+            arguments["server_settings"] = {**arguments.get("server_settings", {}), **settings}
+        return arguments
+
+    async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        return await self.module.connect(**_with_credentials(arguments, user, password))
+
+    def is_closed(self, connection: Any) -> bool:
+        return bool(connection.is_closed())
+
+    def in_transaction(self, connection: Any) -> bool:
+        return bool(connection.is_in_transaction())
+
+    async def ping(self, connection: Any, timeout: float) -> None:
+        if connection.is_closed():
+            raise ConnectionDead("the driver reports the connection closed")
+        await within(timeout, connection.execute("SELECT 1"))
+
+    async def end_transaction(self, connection: Any, timeout: float) -> None:
+        if connection.is_closed():
+            raise ConnectionDead("the driver reports the connection closed")
+        if connection.is_in_transaction():
+            await within(timeout, connection.execute("ROLLBACK"))
+
+    async def full_reset(self, connection: Any, timeout: float) -> bool:
+        """asyncpg's ``reset()`` (rollback, listeners, advisory locks, cursors, LISTEN,
+        settings), then role, session authorization, temp objects, sequences, plans and the
+        borrower's own PREPAREd statements."""
+        if connection.is_closed():
+            raise ConnectionDead("the driver reports the connection closed")
+
+        async def reset() -> None:
+            await connection.reset()
+            await connection.execute(_ASYNCPG_RESET)
+            names = await connection.fetch("SELECT name FROM pg_prepared_statements WHERE from_sql")
+            for row in names:
+                await connection.execute(f"DEALLOCATE {_quote(row[0])}")
+
+        await within(timeout, reset())
+        return True
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        if super().is_disconnect(error, connection):
+            return True
+        if isinstance(error, (ConnectionError, OSError)):
+            return True
+        if self.module is not None and isinstance(
+            error, self.module.exceptions.ConnectionDoesNotExistError
+        ):
+            return True
+        if type(error).__name__ == "InterfaceError" and "closed" in str(error):
+            return True
+        return is_postgresql_disconnect(error)
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        try:
+            await within(timeout, connection.close())
+        except BaseException:
+            connection.terminate()  # no goodbye: just drop the socket
+            raise
+
+
+class AsyncPsycopgDriver(AsyncURLDriver):
+    """psycopg 3's AsyncConnection (``postgresql://`` and ``postgresql+psycopg://`` in an
+    AsyncPool)."""
+
+    name = "psycopg (async)"
+    extra = "postgresql"
+    _ATTRIBUTES = ("prepare_threshold", "prepared_max", "row_factory", "cursor_factory")
+    _SETTERS = ("autocommit", "isolation_level", "read_only", "deferrable")
+
+    def __init__(self, module: Any = None) -> None:
+        super().__init__(module)
+        self._baseline: dict[str, Any] | None = None
+
+    def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
+        values = _url_values(url, "dbname")
+        if "port" in values:
+            values["port"] = str(values["port"])
+        values.update(url.query)
+        values.update(connect_args)
+        values.setdefault("connect_timeout", "10")
+        kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
+        kinds.update({"autocommit": bool, "prepare_threshold": int})
+        return convert_arguments(values, kinds, self.name)
+
+    async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        assert self.module is not None
+        return await self.module.AsyncConnection.connect(
+            **_with_credentials(arguments, user, password)
+        )
+
+    async def opened(self, connection: Any) -> None:
+        if self._baseline is None:
+            self._baseline = {
+                name: getattr(connection, name) for name in self._ATTRIBUTES + self._SETTERS
+            }
+
+    def is_closed(self, connection: Any) -> bool:
+        return bool(connection.closed or connection.broken)
+
+    def in_transaction(self, connection: Any) -> bool:
+        return int(connection.info.transaction_status) != _IDLE
+
+    async def ping(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        status = int(connection.info.transaction_status)
+        if status in (_ACTIVE, _UNKNOWN):
+            raise ConnectionDead("a command is still running on this connection")
+
+        async def probe() -> None:
+            if connection.autocommit or status != _IDLE:
+                await connection.execute("", prepare=False)
+                return
+            await connection.set_autocommit(True)
+            try:
+                await connection.execute("", prepare=False)
+            finally:
+                await connection.set_autocommit(False)
+
+        await within(timeout, probe())
+
+    async def end_transaction(self, connection: Any, timeout: float) -> None:
+        if self.is_closed(connection):
+            raise ConnectionDead("the driver reports the connection closed")
+        status = int(connection.info.transaction_status)
+        if status == _IDLE:
+            return
+        if status in (_ACTIVE, _UNKNOWN):
+            raise ConnectionDead("a command is still running on this connection")
+        await within(timeout, connection.rollback())
+
+    async def full_reset(self, connection: Any, timeout: float) -> bool:
+        """As the threaded psycopg adapter: DISCARD ALL + RESET ROLE, then psycopg's client
+        side (queued notifications, handlers, connection attributes as opened)."""
+        await self.end_transaction(connection, timeout)
+
+        async def reset() -> None:
+            await connection.set_autocommit(True)
+            await connection.execute("DISCARD ALL", prepare=False)
+            await connection.execute("RESET ROLE", prepare=False)
+            baseline = self._baseline or {"autocommit": False}
+            for name in self._SETTERS:
+                if name in baseline and getattr(connection, name) != baseline[name]:
+                    await getattr(connection, f"set_{name}")(baseline[name])
+
+        await within(timeout, reset())
+        backlog = getattr(connection, "_notifies_backlog", None)
+        if backlog is not None:
+            backlog.clear()
+        while connection.pgconn.notifies() is not None:
+            pass
+        for handlers in ("_notice_handlers", "_notify_handlers"):
+            registered = getattr(connection, handlers, None)
+            if isinstance(registered, list):
+                registered.clear()
+        for name in self._ATTRIBUTES:
+            value = (self._baseline or {}).get(name)
+            if name in (self._baseline or {}) and getattr(connection, name) != value:
+                setattr(connection, name, value)
+        return True
+
+    def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
+        return super().is_disconnect(error, connection) or is_postgresql_disconnect(error)
+
+    async def close(self, connection: Any, timeout: float) -> None:
+        await within(timeout, connection.close())
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

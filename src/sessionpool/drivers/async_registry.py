@@ -1,0 +1,90 @@
+"""Which async driver a URL names for an `AsyncPool`, and which one made a given connection.
+
+A URL that names a blocking driver (``+psycopg2``, ``+pymysql``, ``+sqlite3``, oracledb...) is
+served through the threaded adapter on a bounded thread pool (see `async_base`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, NamedTuple
+
+from ..errors import ConfigError, DriverNotInstalled
+from .async_base import AsyncDriver, AsyncURLDriver
+from .async_mysql import AiomysqlDriver
+from .async_postgresql import AsyncpgDriver, AsyncPsycopgDriver
+from .async_sqlite import AiosqliteDriver
+
+__all__ = ["async_driver_for_connection", "async_driver_for_url"]
+
+
+class _Entry(NamedTuple):
+    module: str
+    package: str
+    adapter: type[AsyncURLDriver]
+
+
+_ENTRIES = {
+    "asyncpg": _Entry("asyncpg", "asyncpg", AsyncpgDriver),
+    "psycopg": _Entry("psycopg", "psycopg", AsyncPsycopgDriver),
+    "aiomysql": _Entry("aiomysql", "aiomysql", AiomysqlDriver),
+    "aiosqlite": _Entry("aiosqlite", "aiosqlite", AiosqliteDriver),
+}
+# dialect -> (default async driver, {driver name in a URL -> async driver})
+_DIALECTS = {
+    "postgresql": (
+        "psycopg",
+        {
+            "asyncpg": "asyncpg",
+            "psycopg": "psycopg",
+            "psycopg3": "psycopg",
+            "psycopg_async": "psycopg",
+        },
+    ),
+    "mysql": ("aiomysql", {"aiomysql": "aiomysql"}),
+    "sqlite": ("aiosqlite", {"aiosqlite": "aiosqlite"}),
+}
+_DIALECT_ALIASES = {"postgres": "postgresql", "pgsql": "postgresql", "mariadb": "mysql"}
+_BY_MODULE = {
+    "asyncpg": "asyncpg",
+    "psycopg": "psycopg",
+    "aiomysql": "aiomysql",
+    "aiosqlite": "aiosqlite",
+}
+
+
+def async_driver_for_url(dialect: str, driver: str | None) -> AsyncURLDriver | None:
+    """The async adapter for ``dialect[+driver]``, or None when the URL names a blocking
+    driver (or a database with no async one here), which then runs on a thread pool.
+
+    Raises:
+        DriverNotInstalled: the async driver package is missing; the message names the extra.
+    """
+    dialect = _DIALECT_ALIASES.get(dialect, dialect)
+    if dialect not in _DIALECTS:
+        return None
+    default, names = _DIALECTS[dialect]
+    name = names.get((driver or default).lower())
+    if name is None:
+        return None
+    entry = _ENTRIES[name]
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as exc:
+        raise DriverNotInstalled(
+            f"{dialect} URLs in an AsyncPool with driver {entry.adapter.name} need the "
+            f"{entry.package} package: pip install 'sessionpool[{entry.adapter.extra}]'"
+        ) from exc
+    if name == "psycopg" and not hasattr(module, "AsyncConnection"):
+        raise ConfigError("this psycopg has no AsyncConnection; install psycopg 3.1 or later")
+    return entry.adapter(module)
+
+
+def async_driver_for_connection(connection: Any) -> AsyncDriver:
+    """The async adapter for the driver that made ``connection``; generic when unknown."""
+    root = type(connection).__module__.partition(".")[0]
+    name = _BY_MODULE.get(root)
+    if name is None:
+        return AsyncDriver()
+    entry = _ENTRIES[name]
+    return entry.adapter(importlib.import_module(entry.module))
