@@ -5,6 +5,8 @@ with pool.acquire() as conn:
     conn.cursor().execute("select 1")
 """
 
+from ._async.lease import AsyncLease
+from ._async.pool import AsyncPool
 from ._core.stats import PoolStats
 from ._sync.lease import Lease
 from ._sync.pool import Pool
@@ -23,11 +25,13 @@ from .errors import (
     PoolTimeout,
     UsageError,
 )
-from .factory import create_pool
+from .factory import create_async_pool, create_pool
 from .url import URL, parse_url
 
 __all__ = [
     "URL",
+    "AsyncLease",
+    "AsyncPool",
     "ConfigError",
     "ConnectionDead",
     "Connector",
@@ -46,6 +50,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeout",
     "UsageError",
+    "create_async_pool",
     "create_pool",
     "parse_url",
 ]

@@ -81,6 +81,10 @@ class AsyncDriver:
         """Clear all session state; False when only a reopen can (the pool then reopens)."""
         return False
 
+    async def commit(self, connection: Any, timeout: float) -> None:
+        """Commit what the borrower left (``reset_on_return="commit"``)."""
+        await within(timeout, connection.commit())
+
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
         if isinstance(error, ConnectionDead):
             return True
@@ -218,6 +222,9 @@ class _ExecutorDriver(AsyncDriver):
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
         return await self._run(timeout, self.sync.full_reset, connection, timeout)
+
+    async def commit(self, connection: Any, timeout: float) -> None:
+        await self._run(timeout, self.sync.call_within, connection, timeout, connection.commit)
 
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
         return self.sync.is_disconnect(error, connection)

@@ -1,0 +1,524 @@
+"""AsyncPool: the asyncio shell around the decision core.
+
+Sync and async share everything but waiting and I/O: the core (`_core`), the settings,
+identities, figures and error words (`_pool_base.PoolBase`) and the proxy classes (`_proxy`)
+are written once. This module and `_sync/pool.py` each hold only how their world waits (a
+future per waiter here, a lock per waiter there) and runs the core's effects (tasks here,
+threads there); the two are kept parallel by hand, method for method, because generating one
+from the other would cost the threaded hot path its explicit lock calls and this one its
+lock-free fast lane. `tests/aio/test_surface.py` holds their public surfaces equal.
+
+One event loop runs the pool, so the core needs no lock here: each call into it runs to
+completion between two awaits. Every await that follows a decision of the core (waiting,
+resetting, connecting) is written so that a cancellation at that point leaves the counts
+exact and no connection lost: a cancelled waiter gives back what it was granted, an
+interrupted reset drops its connection, an interrupted connect is reported as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Generator, Hashable
+from time import monotonic
+from types import TracebackType
+from typing import Any
+
+from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
+from .._core.records import BUSY, CLOSED, Request, Slot
+from .._pool_base import DEFAULT, PoolBase
+from ..config import PoolConfig, check_timeout
+from ..drivers.async_base import AsyncConnector, within
+from ..errors import LeaseReleased, PoolClosed, UsageError
+from .lease import AsyncLease, async_lease_class_for
+
+__all__ = ["AsyncPool"]
+
+_new_lease = object.__new__
+logger = logging.getLogger("sessionpool.pool")
+
+
+class _NoGuard:
+    """One event loop serializes the core; reads of several figures need no lock."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_GUARD = _NoGuard()
+
+
+class AsyncPool(PoolBase):
+    """An asyncio pool of connections, with every semantic of the threaded `Pool`.
+
+    Build one with ``await sessionpool.create_async_pool(...)``. Borrow with
+    ``async with pool.acquire() as conn:`` or ``conn = await pool.acquire()``.
+    It belongs to the event loop it was opened in.
+    """
+
+    _lease_type = AsyncLease
+
+    def __init__(self, connector: AsyncConnector, config: PoolConfig) -> None:
+        super().__init__(connector, config)
+        self._connector: AsyncConnector = connector
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Tasks the pool started (opens, closes): kept so they are not collected mid-run
+        # and so close() can wait for them.
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def open(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Open ``min_size`` connections, concurrently (see `Pool.open`)."""
+        check_timeout("timeout", timeout)
+        self._bind_loop()
+        core = self._core
+        errors_before = core.connect_errors
+        core.start()
+        openers = self._run(self._take_effects())
+        if not wait or not openers:
+            return
+        _, pending = await asyncio.wait(openers, timeout=timeout)
+        if pending:
+            raise self._open_timeout_error(len(openers), timeout)
+        if core.connect_errors > errors_before and core.last_connect_error is not None:
+            error = core.last_connect_error
+            await self.close(force=True)
+            raise error
+
+    async def close(self, force: bool = False) -> None:
+        """Close the pool and every connection it holds (see `Pool.close`).
+
+        Waits, at most ``reset_timeout`` plus a second, for the connections being closed.
+        Raises:
+            PoolInUse: connections are still borrowed and ``force`` is False.
+        """
+        core = self._core
+        if core.closed:
+            return
+        if not core.close(force=force):
+            raise self._in_use_error()
+        self._run(self._take_effects())
+        if self._tasks:
+            # asyncio.wait never cancels what it waits for: a caller cancelled here leaves
+            # the closes running to their end.
+            await asyncio.wait(set(self._tasks), timeout=self._config.reset_timeout + 1.0)
+        if core.opened == 0 and core.opening == 0:
+            await self._connector.dispose()
+
+    async def __aenter__(self) -> AsyncPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close(force=True)
+
+    # -- borrowing -------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        *,
+        timeout: float | None = DEFAULT,
+        tag: str | None = None,
+        matchanytag: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        when_exhausted: str | None = None,
+        purity: str | None = None,
+    ) -> _Acquire:
+        """Borrow a connection: ``async with pool.acquire() as conn:`` returns it on exit;
+        ``conn = await pool.acquire()`` leaves that to ``await conn.release()``.
+
+        The arguments are `Pool.acquire`'s. ``timeout`` is a deadline: the call returns or
+        raises within it even while a connect or a ping hangs.
+        Raises:
+            PoolTimeout, PoolExhausted, PoolClosed, UsageError: as `Pool.acquire`.
+        """
+        return _Acquire(self, (timeout, tag, matchanytag, user, password, when_exhausted, purity))
+
+    async def release(self, lease: AsyncLease, tag: str | None = None) -> None:
+        """Give a borrowed connection back, optionally retagged (see `Pool.release`)."""
+        self._check_owner(lease)
+        await lease.release(tag)
+
+    async def drop(self, lease: AsyncLease) -> None:
+        """Close a borrowed connection and remove it from the pool (see `Pool.drop`)."""
+        self._check_owner(lease)
+        slot = lease._slot
+        if slot is None:
+            raise LeaseReleased("this connection was already returned to the pool")
+        lease._slot = None
+        self._discard(slot, "dropped by the borrower")
+
+    async def ping(self, lease: AsyncLease, timeout: float | None = None) -> bool:
+        """Check a borrowed connection is alive within ``timeout`` (see `Pool.ping`)."""
+        self._check_owner(lease)
+        slot = lease._slot
+        if slot is None:
+            raise LeaseReleased("this connection was already returned to the pool")
+        if timeout is None:
+            timeout = self._config.ping_timeout
+        else:
+            check_timeout("timeout", timeout)
+        driver = self._connector.driver
+        try:
+            await driver.ping(slot.connection, timeout)
+        except Exception as exc:
+            if driver.is_disconnect(exc, slot.connection):
+                return False
+            raise
+        return True
+
+    # -- internals: acquiring --------------------------------------------------------------
+
+    async def _acquire(
+        self,
+        timeout: float | None,
+        tag: str | None,
+        matchanytag: bool,
+        user: str | None,
+        password: str | None,
+        when_exhausted: str | None,
+        purity: str | None,
+    ) -> AsyncLease:
+        if (
+            tag is None
+            and user is None
+            and password is None
+            and when_exhausted is None
+            and purity is None
+        ):
+            # The core's fast lane inline: pop, compare generation, wrap. No await before
+            # the lease exists, so nothing can interrupt it half-way.
+            core = self._core
+            if core.fast_idle:
+                slot = core.pop_fast_idle()
+                if slot.generation == core.generation:
+                    slot.state = BUSY
+                    slot.uses += 1
+                    lease: AsyncLease = _new_lease(slot.lease_class)
+                    lease._slot = slot
+                    lease._pool = self
+                    lease.tag = None
+                    return lease
+                core.unpop_fast_idle(slot)
+        key, wanted_tag, mode, timeout, purity = self._request(
+            timeout, tag, user, password, when_exhausted, purity
+        )
+        loop = self._bind_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            slot = await self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
+            if purity != "new" or slot.fresh or await self._refresh_or_drop(slot):
+                break
+            if deadline is not None and loop.time() >= deadline:
+                raise self._no_fresh_session_error(timeout)
+        lease = _new_lease(slot.lease_class)
+        lease._slot = slot
+        lease._pool = self
+        lease.tag = slot.tag
+        if slot.tag != wanted_tag and self._session_callback is not None:
+            await self._run_session_callback(lease, wanted_tag)
+        return lease
+
+    async def _obtain(
+        self,
+        key: Hashable,
+        wanted_tag: str | None,
+        matchanytag: bool,
+        mode: str,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> Slot:
+        core = self._core
+        if core.closed:
+            raise self._closed_error()
+        slot = core.acquire(key, wanted_tag, matchanytag)
+        if slot is not None:
+            self._run(self._take_effects())
+            return slot
+        assert self._loop is not None
+        request = Request(key, wanted_tag, matchanytag, self._loop.create_future())
+        outcome = core.enqueue(request, mode)
+        refusal = self._exhausted_error() if outcome == "exhausted" else None
+        errors_before = core.connect_errors
+        self._run(self._take_effects())
+        if refusal is not None:
+            raise refusal
+        return await self._wait(request, deadline, timeout, errors_before)
+
+    async def _wait(
+        self, request: Request, deadline: float | None, timeout: float | None, errors_before: int
+    ) -> Slot:
+        future: asyncio.Future[None] = request.handle
+        timer = None
+        if deadline is not None:
+            assert self._loop is not None
+            timer = self._loop.call_at(deadline, self._expire, request, timeout, errors_before)
+        try:
+            await future
+        except asyncio.CancelledError:
+            # Cancelled while waiting, or just after being served: give back what the
+            # core granted, or leave the queue.
+            self._withdraw(request)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if request.error is not None:
+            if isinstance(request.error, PoolClosed):
+                raise self._closed_error(while_waiting=True)
+            raise request.error
+        assert request.slot is not None
+        return request.slot
+
+    def _expire(self, request: Request, timeout: float | None, errors_before: int) -> None:
+        """The deadline of a waiter passed (a loop callback: runs between two awaits)."""
+        future: asyncio.Future[None] = request.handle
+        if future.done():
+            return  # served, failed or cancelled just before: its own path settles it
+        core = self._core
+        granted = core.cancel(request, timed_out=True)
+        if granted is not None:  # cannot happen: a grant resolves the future at once
+            core.release(granted, monotonic(), granted.tag)
+            self._run(self._take_effects())
+        error = self._timeout_error(timeout, self._figures())
+        if core.connect_errors > errors_before and core.last_connect_error is not None:
+            error.__cause__ = core.last_connect_error
+        future.set_exception(error)
+
+    def _withdraw(self, request: Request) -> None:
+        future: asyncio.Future[None] = request.handle
+        timed_out = future.done() and not future.cancelled() and request.slot is None
+        if timed_out and request.error is None:
+            return  # _expire already took it out of the queue
+        slot = self._core.cancel(request, timed_out=False)
+        if slot is not None:
+            self._core.release(slot, monotonic(), slot.tag)
+        self._run(self._take_effects())
+
+    async def _run_session_callback(self, lease: AsyncLease, requested_tag: str | None) -> None:
+        slot = lease._slot
+        assert self._session_callback is not None and slot is not None
+        slot.dirty = True
+        try:
+            outcome = self._session_callback(lease, requested_tag, slot.tag)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except BaseException:
+            lease._slot = None
+            self._discard(slot, "session_callback failed")
+            raise
+
+    # -- internals: returning --------------------------------------------------------------
+
+    def _give_back(self, slot: Slot, tag: str | None) -> None:
+        """The return path beyond the fast lane (the lease handles the fast lane)."""
+        self._core.release(slot, monotonic(), tag)
+        self._run(self._take_effects())
+
+    async def _after_use(self, slot: Slot) -> bool:
+        """Reset a used connection as ``reset_on_return`` says; False when it was dropped.
+
+        An error, a time limit or a cancellation during the reset drops the connection: its
+        session state is unknown then.
+        """
+        slot.fresh = False
+        mode = self._reset_mode
+        if mode is None:
+            slot.dirty = False
+            return True
+        driver = self._connector.driver
+        connection = slot.connection
+        limit = self._config.reset_timeout
+        try:
+            if mode == "rollback":
+                await driver.end_transaction(connection, limit)
+            elif mode == "full":
+                await self._refresh(slot)
+            elif mode == "commit":
+                await driver.commit(connection, limit)
+            else:
+                outcome = mode(connection)
+                if inspect.isawaitable(outcome):
+                    await within(limit, outcome)
+        except BaseException as exc:
+            if slot.state == CLOSED:
+                return False
+            logger.warning(
+                "pool %r: reset on return failed (%s: %s); dropping that connection",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._discard(slot, "reset failed")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.dirty = False
+        return True
+
+    async def _refresh_or_drop(self, slot: Slot) -> bool:
+        try:
+            await self._refresh(slot)
+        except BaseException as exc:
+            logger.warning(
+                "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._discard(slot, "full reset failed")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.dirty = False
+        return True
+
+    async def _refresh(self, slot: Slot) -> None:
+        """The full reset in place, or a new connection in the same slot (see `Pool`)."""
+        driver = self._connector.driver
+        connection = slot.connection
+        if not await driver.full_reset(connection, self._config.reset_timeout):
+            user, password = self._credentials.get(slot.key, (None, None))
+            connection = await self._connector.connect(user, password)
+            try:
+                await driver.opened(connection)
+            except BaseException:
+                self._spawn(self._close_quietly(connection, "set-up failed"))
+                raise
+            old, slot.connection = slot.connection, connection
+            slot.lease_class = async_lease_class_for(connection)
+            slot.created_at = monotonic()
+            self._spawn(self._close_quietly(old, "replaced by a full reset"))
+            if slot.state == CLOSED:
+                self._spawn(self._close_quietly(connection, "pool closed"))
+                return
+        await self._call_on_connect(connection)
+        slot.fresh = True
+
+    def _discard(self, slot: Slot, reason: str) -> None:
+        self._core.discard(slot, reason)
+        self._run(self._take_effects())
+
+    # -- internals: effects ----------------------------------------------------------------
+
+    def _run(self, effects: list[Effect]) -> list[asyncio.Task[Any]]:
+        """Carry out effects: wake waiters now, open and close on tasks of their own."""
+        openers: list[asyncio.Task[Any]] = []
+        for effect in effects:
+            if isinstance(effect, Wake):
+                future: asyncio.Future[None] = effect.request.handle
+                if not future.done():
+                    future.set_result(None)
+                # A cancelled waiter's future is done already; its task's CancelledError
+                # handler gives the granted slot back (_withdraw).
+            elif isinstance(effect, CloseConnection):
+                self._spawn(self._close_quietly(effect.slot.connection, effect.reason))
+            elif isinstance(effect, OpenConnections):
+                for _ in range(effect.number):
+                    openers.append(self._spawn(self._open_one(effect.key, effect.request)))
+        return openers
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = self._bind_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _open_one(self, key: Hashable, request: Request | None) -> None:
+        user, password = self._credentials.get(key, (None, None))
+        try:
+            connection = await self._connector.connect(user, password)
+        except BaseException as exc:
+            self._report_open_failure(key, exc, request)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        driver = self._connector.driver
+        try:
+            await driver.opened(connection)
+            if self._on_connect is not None:
+                await self._call_on_connect(connection)
+                await driver.end_transaction(connection, self._config.reset_timeout)
+        except BaseException as exc:
+            self._spawn(self._close_quietly(connection, "set-up failed"))
+            self._report_open_failure(key, exc, request)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        slot = self._core.opened_connection(key, connection, monotonic(), request)
+        slot.lease_class = async_lease_class_for(connection)
+        self._run(self._take_effects())
+
+    async def _call_on_connect(self, connection: Any) -> None:
+        if self._on_connect is not None:
+            outcome = self._on_connect(connection)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def _report_open_failure(
+        self, key: Hashable, error: BaseException, request: Request | None
+    ) -> None:
+        logger.warning(
+            "pool %r: opening a connection failed: %s: %s", self.name, type(error).__name__, error
+        )
+        self._core.open_failed(key, error, request)
+        self._run(self._take_effects())
+
+    async def _close_quietly(self, connection: Any, reason: str) -> None:
+        try:
+            await self._connector.close(connection, self._config.reset_timeout)
+        except Exception as exc:
+            logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise UsageError(
+                f"pool {self.name!r} belongs to another event loop; create one pool per loop"
+            )
+        return loop
+
+    def _guard(self) -> _NoGuard:
+        return _NO_GUARD
+
+
+class _Acquire:
+    """What `AsyncPool.acquire` returns: awaitable (gives the lease) and an async context
+    manager (gives the lease, returns it on exit)."""
+
+    __slots__ = ("_arguments", "_lease", "_pool")
+
+    def __init__(self, pool: AsyncPool, arguments: tuple[Any, ...]) -> None:
+        self._pool = pool
+        self._arguments = arguments
+        self._lease: AsyncLease | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncLease]:
+        return self._pool._acquire(*self._arguments).__await__()
+
+    async def __aenter__(self) -> AsyncLease:
+        self._lease = await self._pool._acquire(*self._arguments)
+        return self._lease
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lease = self._lease
+        self._lease = None
+        if lease is not None:
+            await lease.__aexit__(exc_type, exc, tb)
