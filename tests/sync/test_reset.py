@@ -254,14 +254,24 @@ def test_purity_new_gets_a_session_no_borrower_used(
     assert_consistent(pool, db)
 
 
-def test_purity_new_retries_when_the_reset_fails(make_pool: PoolFactory, db: FakeDatabase) -> None:
+def test_purity_new_with_a_generic_driver_waits_for_a_new_connection(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
     pool = make_pool(min_size=1, max_size=1)
     used = warm_up(pool)
-    db.fail_next_connects(1)  # the reopen fails: that connection is dropped, another opened
+    db.connect_delay = 0.2  # the new connection is opened on an opener thread, not inline
+    with pytest.raises(sessionpool.PoolTimeout):
+        pool.acquire(purity="new", timeout=0.05)
+    assert used.closed, "the used connection was dropped: only a new one is fresh"
     with pool.acquire(purity="new", timeout=2.0) as lease:
         assert lease.driver_connection is not used
+    db.connect_delay = 0.0
+    db.fail_next_connects(1)
+    warm_up(pool)
+    with pytest.raises(OperationalError):  # the reopen failed: its waiter hears why
+        pool.acquire(purity="new", timeout=2.0)
+    with pool.acquire(purity="new", timeout=2.0) as lease:
         assert not lease.driver_connection.closed
-    assert used.closed
     assert (pool.opened, pool.busy) == (1, 0)
     assert_consistent(pool, db)
 

@@ -8,6 +8,7 @@ unknown state: the pool drops it.
 
 from __future__ import annotations
 
+from asyncio import get_running_loop
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,8 @@ class AsyncLease:
             tag = self.tag
         if tag is not None and tag is not slot.tag:
             tag = pool._normalize_tag(tag)
+        if pool._loop is not get_running_loop():
+            pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
         if slot.dirty and not await pool._after_use(slot):
             return

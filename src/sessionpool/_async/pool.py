@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from asyncio import get_running_loop
 from collections.abc import Generator, Hashable
 from time import monotonic
 from types import TracebackType
@@ -69,6 +70,7 @@ class AsyncPool(PoolBase):
         # Tasks the pool started (opens, closes): kept so they are not collected mid-run
         # and so close() can wait for them.
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._openers: set[asyncio.Task[Any]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -103,10 +105,13 @@ class AsyncPool(PoolBase):
         if not core.close(force=force):
             raise self._in_use_error()
         self._run(self._take_effects())
-        if self._tasks:
+        for opener in self._openers:
+            opener.cancel()  # nobody will borrow what they would open
+        closing = self._tasks - self._openers
+        if closing:
             # asyncio.wait never cancels what it waits for: a caller cancelled here leaves
             # the closes running to their end.
-            await asyncio.wait(set(self._tasks), timeout=self._config.reset_timeout + 1.0)
+            await asyncio.wait(closing, timeout=self._config.reset_timeout + 1.0)
         if core.opened == 0 and core.opening == 0:
             await self._connector.dispose()
 
@@ -199,7 +204,7 @@ class AsyncPool(PoolBase):
             # The core's fast lane inline: pop, compare generation, wrap. No await before
             # the lease exists, so nothing can interrupt it half-way.
             core = self._core
-            if core.fast_idle:
+            if core.fast_idle and self._loop is get_running_loop():
                 slot = core.pop_fast_idle()
                 if slot.generation == core.generation:
                     slot.state = BUSY
@@ -217,7 +222,17 @@ class AsyncPool(PoolBase):
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             slot = await self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
-            if purity != "new" or slot.fresh or await self._refresh_or_drop(slot):
+            if purity != "new" or slot.fresh:
+                break
+            if not self._connector.driver.full_reset_in_place:
+                # Only a new connection is a fresh session here: drop this one and wait
+                # for the core to open one, within the same deadline.
+                self._discard(slot, "purity='new' needs a new session")
+                continue
+            limit = self._config.reset_timeout
+            if deadline is not None:
+                limit = max(0.001, min(limit, deadline - loop.time()))
+            if await self._refresh_or_drop(slot, limit):
                 break
             if deadline is not None and loop.time() >= deadline:
                 raise self._no_fresh_session_error(timeout)
@@ -322,6 +337,7 @@ class AsyncPool(PoolBase):
 
     def _give_back(self, slot: Slot, tag: str | None) -> None:
         """The return path beyond the fast lane (the lease handles the fast lane)."""
+        self._bind_loop()
         self._core.release(slot, monotonic(), tag)
         self._run(self._take_effects())
 
@@ -343,7 +359,7 @@ class AsyncPool(PoolBase):
             if mode == "rollback":
                 await driver.end_transaction(connection, limit)
             elif mode == "full":
-                await self._refresh(slot)
+                await self._refresh(slot, limit)
             elif mode == "commit":
                 await driver.commit(connection, limit)
             else:
@@ -366,9 +382,9 @@ class AsyncPool(PoolBase):
         slot.dirty = False
         return True
 
-    async def _refresh_or_drop(self, slot: Slot) -> bool:
+    async def _refresh_or_drop(self, slot: Slot, limit: float) -> bool:
         try:
-            await self._refresh(slot)
+            await self._refresh(slot, limit)
         except BaseException as exc:
             logger.warning(
                 "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
@@ -383,13 +399,14 @@ class AsyncPool(PoolBase):
         slot.dirty = False
         return True
 
-    async def _refresh(self, slot: Slot) -> None:
-        """The full reset in place, or a new connection in the same slot (see `Pool`)."""
+    async def _refresh(self, slot: Slot, limit: float) -> None:
+        """The full reset in place, or a new connection in the same slot (see `Pool`), each
+        within ``limit`` seconds."""
         driver = self._connector.driver
         connection = slot.connection
-        if not await driver.full_reset(connection, self._config.reset_timeout):
+        if not await driver.full_reset(connection, limit):
             user, password = self._credentials.get(slot.key, (None, None))
-            connection = await self._connector.connect(user, password)
+            connection = await within(limit, self._connector.connect(user, password))
             try:
                 await driver.opened(connection)
             except BaseException:
@@ -425,7 +442,10 @@ class AsyncPool(PoolBase):
                 self._spawn(self._close_quietly(effect.slot.connection, effect.reason))
             elif isinstance(effect, OpenConnections):
                 for _ in range(effect.number):
-                    openers.append(self._spawn(self._open_one(effect.key, effect.request)))
+                    opener = self._spawn(self._open_one(effect.key, effect.request))
+                    self._openers.add(opener)
+                    opener.add_done_callback(self._openers.discard)
+                    openers.append(opener)
         return openers
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:

@@ -246,7 +246,17 @@ class Pool(PoolBase):
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
-            if purity != "new" or slot.fresh or self._refresh_or_drop(slot):
+            if purity != "new" or slot.fresh:
+                break
+            if not self._connector.driver.full_reset_in_place:
+                # Only a new connection is a fresh session here: drop this one and wait for
+                # the core to open one (on an opener thread), within the same deadline.
+                self._discard(slot, "purity='new' needs a new session")
+                continue
+            limit = self._config.reset_timeout
+            if deadline is not None:
+                limit = max(0.001, min(limit, deadline - monotonic()))
+            if self._refresh_or_drop(slot, limit):
                 break
             if deadline is not None and monotonic() >= deadline:
                 raise self._no_fresh_session_error(timeout)
@@ -365,7 +375,7 @@ class Pool(PoolBase):
             if mode == "rollback":
                 driver.end_transaction(connection, limit)
             elif mode == "full":
-                self._refresh(slot)
+                self._refresh(slot, limit)
             elif mode == "commit":
                 driver.call_within(connection, limit, connection.commit)
             else:
@@ -386,10 +396,10 @@ class Pool(PoolBase):
         slot.dirty = False
         return True
 
-    def _refresh_or_drop(self, slot: Slot) -> bool:
+    def _refresh_or_drop(self, slot: Slot, limit: float) -> bool:
         """Fully reset a slot for a purity="new" borrower; False when it was dropped."""
         try:
-            self._refresh(slot)
+            self._refresh(slot, limit)
         except BaseException as exc:
             logger.warning(
                 "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
@@ -404,13 +414,14 @@ class Pool(PoolBase):
         slot.dirty = False
         return True
 
-    def _refresh(self, slot: Slot) -> None:
-        """Clear every kind of session state: the driver's full reset in place, or a new
-        connection in the same slot where the driver has none. Then the pool's own
-        ``on_connect`` runs again, since the reset undid what it set."""
+    def _refresh(self, slot: Slot, limit: float) -> None:
+        """Clear every kind of session state: the driver's full reset in place (within
+        ``limit`` seconds), or a new connection in the same slot where the driver has none
+        (on the return path only: an acquire waits for the core's openers instead). Then the
+        pool's own ``on_connect`` runs again, since the reset undid what it set."""
         driver = self._connector.driver
         connection = slot.connection
-        if not driver.full_reset(connection, self._config.reset_timeout):
+        if not driver.full_reset(connection, limit):
             user, password = self._credentials.get(slot.key, (None, None))
             connection = self._connector.connect(user, password)
             driver.opened(connection)

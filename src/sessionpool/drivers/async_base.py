@@ -9,7 +9,6 @@ opens them. Round trips are awaited under a deadline; local checks stay synchron
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,16 +31,31 @@ T = TypeVar("T")
 
 
 async def within(timeout: float, awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable`` for at most ``timeout`` seconds, raising `ConnectionDead` after."""
+    """Await ``awaitable`` for at most ``timeout`` seconds, raising `ConnectionDead` after.
+
+    The work runs as a task of its own and is abandoned (cancelled, not awaited) when the
+    time is up: a driver's own cancellation handling may take long (psycopg sends a cancel
+    request over a new connection, which a hung server never answers), and the caller's
+    deadline must not wait for it. A connection whose call was abandoned is dropped by the
+    pool. If the caller itself is cancelled, the work is cancelled too.
+    """
+    task = asyncio.ensure_future(awaitable)
     try:
-        if sys.version_info >= (3, 11):
-            async with asyncio.timeout(timeout):
-                return await awaitable
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError from 3.11
-        raise ConnectionDead(f"no answer within {timeout} s") from exc
-    except asyncio.TimeoutError as exc:  # Python 3.10
-        raise ConnectionDead(f"no answer within {timeout} s") from exc
+        done, _ = await asyncio.wait((task,), timeout=timeout)
+    except BaseException:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume_result)
+        raise ConnectionDead(f"no answer within {timeout} s")
+    return task.result()
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class AsyncDriver:
@@ -50,6 +64,8 @@ class AsyncDriver:
 
     name = "generic-async"
     extra = ""
+    #: Whether `full_reset` works in place (else a reset means a new connection).
+    full_reset_in_place = False
 
     def __init__(self, module: Any = None) -> None:
         self.module = module
@@ -195,6 +211,7 @@ class _ExecutorDriver(AsyncDriver):
         self.sync = driver
         self.name = f"{driver.name} (thread pool)"
         self.extra = driver.extra
+        self.full_reset_in_place = driver.full_reset_in_place
         self._executor = executor
 
     async def _run(self, timeout: float, function: Callable[..., T], *args: Any) -> T:

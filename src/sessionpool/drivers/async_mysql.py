@@ -27,6 +27,7 @@ class AiomysqlDriver(AsyncURLDriver):
 
     name = "aiomysql"
     extra = "aiomysql"
+    full_reset_in_place = True
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module)

@@ -61,6 +61,7 @@ class AsyncpgDriver(AsyncURLDriver):
 
     name = "asyncpg"
     extra = "asyncpg"
+    full_reset_in_place = True
     _KINDS: ClassVar[dict[str, ArgumentKind | None]] = {
         "timeout": float,
         "command_timeout": float,
@@ -158,6 +159,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
 
     name = "psycopg (async)"
     extra = "postgresql"
+    full_reset_in_place = True
     _ATTRIBUTES = ("prepare_threshold", "prepared_max", "row_factory", "cursor_factory")
     _SETTERS = ("autocommit", "isolation_level", "read_only", "deferrable")
 

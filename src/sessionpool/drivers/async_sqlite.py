@@ -22,6 +22,7 @@ class AiosqliteDriver(AsyncURLDriver):
 
     name = "aiosqlite"
     extra = "aiosqlite"
+    full_reset_in_place = True
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module)

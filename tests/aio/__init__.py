@@ -1,0 +1,1 @@
+"""Tests of the asyncio AsyncPool and AsyncLease against the fake async driver."""
