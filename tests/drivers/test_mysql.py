@@ -926,3 +926,25 @@ def test_ping_emits_no_deprecation_warning(flavor: Flavor) -> None:
             connector.driver.ping(conn, 1.0)
     finally:
         conn.close()
+
+
+def test_full_reset_restores_pymysql_autocommit_mode_set_by_the_borrower() -> None:
+    """A borrower's conn.autocommit(True) rewrites PyMySQL's own autocommit_mode; the full
+    reset must put back the mode the connection was opened with, on both sides."""
+    pool = sessionpool.create_pool(
+        "mysql+pymysql://root@127.0.0.1/test", min_size=1, max_size=1, reset_on_return="full"
+    )
+    try:
+        with pool.acquire() as lease:
+            first_id = lease.thread_id()
+            lease.autocommit(True)
+            assert lease.get_autocommit() is True
+        with pool.acquire() as lease:
+            assert lease.thread_id() == first_id, "the reset is in place"
+            cursor = lease.cursor()
+            cursor.execute("SELECT @@autocommit")
+            assert cursor.fetchone()[0] == 0
+            assert lease.get_autocommit() is False
+            lease.rollback()
+    finally:
+        pool.close(force=True)

@@ -32,6 +32,7 @@ class AiomysqlDriver(AsyncURLDriver):
     def __init__(self, module: Any = None) -> None:
         super().__init__(module)
         self._fresh_role: tuple[str | None] | None = None
+        self._fresh_autocommit: bool | None = None
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         assert self.module is not None
@@ -71,6 +72,9 @@ class AiomysqlDriver(AsyncURLDriver):
         return await self.module.connect(**arguments)
 
     async def opened(self, connection: Any) -> None:
+        if self._fresh_autocommit is None:
+            # As opened: a borrower's autocommit(True) rewrites autocommit_mode.
+            self._fresh_autocommit = connection.autocommit_mode
         if self._fresh_role is None:
             self._fresh_role = (await _query_one(connection, "SELECT CURRENT_ROLE()"),)
             if self.in_transaction(connection):
@@ -108,7 +112,8 @@ class AiomysqlDriver(AsyncURLDriver):
                 await connection.select_db(initial)
             elif not initial and database is not None:
                 return False
-            await connection.autocommit(connection.autocommit_mode)
+            fresh = self._fresh_autocommit
+            await connection.autocommit(connection.autocommit_mode if fresh is None else fresh)
             return True
 
         return await within(timeout, reset())

@@ -115,6 +115,7 @@ class PyMySQLDriver(_MySQLDriver):
     def __init__(self, module: ModuleType | None = None) -> None:
         super().__init__(module)
         self._fresh_role: tuple[str | None] | None = None
+        self._fresh_autocommit: bool | None = None
 
     def _kinds(self) -> dict[str, ArgumentKind | None]:
         assert self.module is not None
@@ -133,6 +134,9 @@ class PyMySQLDriver(_MySQLDriver):
         )
 
     def opened(self, connection: Any) -> None:
+        if self._fresh_autocommit is None:
+            # As opened: a borrower's conn.autocommit(True) rewrites autocommit_mode.
+            self._fresh_autocommit = connection.autocommit_mode
         if self._fresh_role is None:
             self._fresh_role = (_query_one(connection, "SELECT CURRENT_ROLE()"),)
             if self.in_transaction(connection):  # autocommit off: the probe opened one
@@ -175,7 +179,11 @@ class PyMySQLDriver(_MySQLDriver):
                 return False
             # The reset restored the server's global autocommit; PyMySQL still believes
             # in its own mode. Its autocommit() re-sends the mode when the two differ.
-            connection.autocommit(connection.autocommit_mode)
+            connection.autocommit(
+                connection.autocommit_mode
+                if self._fresh_autocommit is None
+                else self._fresh_autocommit
+            )
             if connection.sql_mode is not None:
                 _execute(connection, f"SET sql_mode = {connection.escape(connection.sql_mode)}")
             if connection.init_command is not None:
