@@ -8,7 +8,7 @@ unknown state: the pool drops it.
 
 from __future__ import annotations
 
-from asyncio import get_running_loop
+from threading import get_ident
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -73,11 +73,16 @@ class AsyncLease:
             tag = self.tag
         if tag is not None and tag is not slot.tag:
             tag = pool._normalize_tag(tag)
-        if pool._loop is not get_running_loop():
+        if pool._thread != get_ident():
             pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
-        if slot.dirty and not await pool._after_use(slot):
-            return
+        if slot.dirty:
+            # Settled here when the driver can tell locally that nothing needs resetting
+            # (no coroutine for the common case); else the pool resets, or drops on failure.
+            if pool._reset_mode == "rollback" and pool._connector.driver.is_clean(slot.connection):
+                slot.dirty = slot.fresh = False
+            elif not await pool._after_use(slot):
+                return
         core = pool._core
         # The core's fast lane (see _core/state.py); no lock: one event loop runs the pool.
         if tag is None and core.calm and slot.key is None and slot.generation == core.generation:

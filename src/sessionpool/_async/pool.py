@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from asyncio import get_running_loop
 from collections.abc import Generator, Hashable
+from threading import get_ident
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -67,6 +67,9 @@ class AsyncPool(PoolBase):
         super().__init__(connector, config)
         self._connector: AsyncConnector = connector
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The thread running that loop: the fast lanes compare it (a C call) instead of
+        # asking asyncio for the running loop, which costs a getpid() system call on 3.11.
+        self._thread: int | None = None
         # Tasks the pool started (opens, closes): kept so they are not collected mid-run
         # and so close() can wait for them.
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -147,6 +150,16 @@ class AsyncPool(PoolBase):
         Raises:
             PoolTimeout, PoolExhausted, PoolClosed, UsageError: as `Pool.acquire`.
         """
+        if (
+            timeout is DEFAULT
+            and tag is None
+            and not matchanytag
+            and user is None
+            and password is None
+            and when_exhausted is None
+            and purity is None
+        ):
+            return _Acquire(self, _DEFAULTS)
         return _Acquire(self, (timeout, tag, matchanytag, user, password, when_exhausted, purity))
 
     async def release(self, lease: AsyncLease, tag: str | None = None) -> None:
@@ -194,27 +207,6 @@ class AsyncPool(PoolBase):
         when_exhausted: str | None,
         purity: str | None,
     ) -> AsyncLease:
-        if (
-            tag is None
-            and user is None
-            and password is None
-            and when_exhausted is None
-            and purity is None
-        ):
-            # The core's fast lane inline: pop, compare generation, wrap. No await before
-            # the lease exists, so nothing can interrupt it half-way.
-            core = self._core
-            if core.fast_idle and self._loop is get_running_loop():
-                slot = core.pop_fast_idle()
-                if slot.generation == core.generation:
-                    slot.state = BUSY
-                    slot.uses += 1
-                    lease: AsyncLease = _new_lease(slot.lease_class)
-                    lease._slot = slot
-                    lease._pool = self
-                    lease.tag = None
-                    return lease
-                core.unpop_fast_idle(slot)
         key, wanted_tag, mode, timeout, purity = self._request(
             timeout, tag, user, password, when_exhausted, purity
         )
@@ -236,12 +228,30 @@ class AsyncPool(PoolBase):
                 break
             if deadline is not None and loop.time() >= deadline:
                 raise self._no_fresh_session_error(timeout)
-        lease = _new_lease(slot.lease_class)
+        lease: AsyncLease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
         lease.tag = slot.tag
         if slot.tag != wanted_tag and self._session_callback is not None:
             await self._run_session_callback(lease, wanted_tag)
+        return lease
+
+    def _take_fast(self) -> AsyncLease | None:
+        """The core's fast lane (see _core/state.py): pop, compare generation, wrap; None
+        when it does not apply. Synchronous, so nothing can interrupt it half-way."""
+        core = self._core
+        if not core.fast_idle or self._thread != get_ident():
+            return None
+        slot = core.pop_fast_idle()
+        if slot.generation != core.generation:
+            core.unpop_fast_idle(slot)
+            return None
+        slot.state = BUSY
+        slot.uses += 1
+        lease: AsyncLease = _new_lease(slot.lease_class)
+        lease._slot = slot
+        lease._pool = self
+        lease.tag = None
         return lease
 
     async def _obtain(
@@ -504,6 +514,7 @@ class AsyncPool(PoolBase):
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            self._thread = get_ident()
         elif self._loop is not loop:
             raise UsageError(
                 f"pool {self.name!r} belongs to another event loop; create one pool per loop"
@@ -514,9 +525,14 @@ class AsyncPool(PoolBase):
         return _NO_GUARD
 
 
+# The arguments of an acquire() that asked for nothing in particular: the fast lane's cue.
+_DEFAULTS = (DEFAULT, None, False, None, None, None, None)
+
+
 class _Acquire:
     """What `AsyncPool.acquire` returns: awaitable (gives the lease) and an async context
-    manager (gives the lease, returns it on exit)."""
+    manager (gives the lease, returns it on exit). Both run the fast lane inline when the
+    acquire asked for nothing in particular: no coroutine is created then."""
 
     __slots__ = ("_arguments", "_lease", "_pool")
 
@@ -526,11 +542,20 @@ class _Acquire:
         self._lease: AsyncLease | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncLease]:
-        return self._pool._acquire(*self._arguments).__await__()
+        if self._arguments is _DEFAULTS:
+            lease = self._pool._take_fast()
+            if lease is not None:
+                return lease
+        return (yield from self._pool._acquire(*self._arguments).__await__())
 
     async def __aenter__(self) -> AsyncLease:
-        self._lease = await self._pool._acquire(*self._arguments)
-        return self._lease
+        lease = None
+        if self._arguments is _DEFAULTS:
+            lease = self._pool._take_fast()
+        if lease is None:
+            lease = await self._pool._acquire(*self._arguments)
+        self._lease = lease
+        return lease
 
     async def __aexit__(
         self,
@@ -540,5 +565,9 @@ class _Acquire:
     ) -> None:
         lease = self._lease
         self._lease = None
-        if lease is not None:
-            await lease.__aexit__(exc_type, exc, tb)
+        if lease is None or lease._slot is None:
+            return
+        if exc is not None and self._pool.is_disconnect(exc, lease._slot.connection):
+            await lease.drop()  # the block failed because the connection died
+            return
+        await lease.release()

@@ -9,6 +9,7 @@ opens them. Round trips are awaited under a deadline; local checks stay synchron
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -30,15 +31,25 @@ __all__ = [
 T = TypeVar("T")
 
 
-async def within(timeout: float, awaitable: Awaitable[T]) -> T:
+async def within(timeout: float, awaitable: Awaitable[T], *, quick_cancel: bool = False) -> T:
     """Await ``awaitable`` for at most ``timeout`` seconds, raising `ConnectionDead` after.
 
-    The work runs as a task of its own and is abandoned (cancelled, not awaited) when the
-    time is up: a driver's own cancellation handling may take long (psycopg sends a cancel
-    request over a new connection, which a hung server never answers), and the caller's
-    deadline must not wait for it. A connection whose call was abandoned is dropped by the
-    pool. If the caller itself is cancelled, the work is cancelled too.
+    By default the work runs as a task of its own and is abandoned (cancelled, not awaited)
+    when the time is up: a driver's own cancellation handling may take long (psycopg sends a
+    cancel request over a new connection, which a hung server never answers), and the
+    caller's deadline must not wait for it. A connection whose call was abandoned is dropped
+    by the pool. If the caller itself is cancelled, the work is cancelled too.
+
+    ``quick_cancel=True`` is for drivers whose cancellation returns at once (asyncpg,
+    aiomysql, aiosqlite): the work is awaited in place under a timeout, which costs a
+    quarter of a task and a wait on Python 3.11+.
     """
+    if quick_cancel and sys.version_info >= (3, 11):
+        try:
+            async with asyncio.timeout(timeout):
+                return await awaitable
+        except TimeoutError as exc:
+            raise ConnectionDead(f"no answer within {timeout} s") from exc
     task = asyncio.ensure_future(awaitable)
     try:
         done, _ = await asyncio.wait((task,), timeout=timeout)
@@ -66,6 +77,8 @@ class AsyncDriver:
     extra = ""
     #: Whether `full_reset` works in place (else a reset means a new connection).
     full_reset_in_place = False
+    #: Whether the driver's own cancellation returns at once (see `within`).
+    quick_cancel = False
 
     def __init__(self, module: Any = None) -> None:
         self.module = module
@@ -81,6 +94,11 @@ class AsyncDriver:
         """Whether a transaction may be open; True when the driver cannot tell."""
         return True
 
+    def is_clean(self, connection: Any) -> bool:
+        """True when the driver knows locally that the connection is open with no
+        transaction: the cheap reset then has nothing to do."""
+        return not self.is_closed(connection) and not self.in_transaction(connection)
+
     async def ping(self, connection: Any, timeout: float) -> None:
         """Check the connection is alive within ``timeout``; raises when it is not."""
         if self.is_closed(connection):
@@ -91,7 +109,7 @@ class AsyncDriver:
         if self.is_closed(connection):
             raise ConnectionDead("the driver reports the connection closed")
         if self.in_transaction(connection):
-            await within(timeout, connection.rollback())
+            await within(timeout, connection.rollback(), quick_cancel=self.quick_cancel)
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
         """Clear all session state; False when only a reopen can (the pool then reopens)."""
@@ -99,7 +117,7 @@ class AsyncDriver:
 
     async def commit(self, connection: Any, timeout: float) -> None:
         """Commit what the borrower left (``reset_on_return="commit"``)."""
-        await within(timeout, connection.commit())
+        await within(timeout, connection.commit(), quick_cancel=self.quick_cancel)
 
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
         if isinstance(error, ConnectionDead):
@@ -108,7 +126,7 @@ class AsyncDriver:
 
     async def close(self, connection: Any, timeout: float) -> None:
         """Close a connection within ``timeout``; abort it when that runs out."""
-        await within(timeout, connection.close())
+        await within(timeout, connection.close(), quick_cancel=self.quick_cancel)
 
 
 class AsyncURLDriver(AsyncDriver):

@@ -28,6 +28,7 @@ class AiomysqlDriver(AsyncURLDriver):
     name = "aiomysql"
     extra = "aiomysql"
     full_reset_in_place = True
+    quick_cancel = True
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module)
@@ -89,7 +90,7 @@ class AiomysqlDriver(AsyncURLDriver):
     async def ping(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):
             raise ConnectionDead("the driver reports the connection closed")
-        await within(timeout, connection.ping(reconnect=False))
+        await within(timeout, connection.ping(reconnect=False), quick_cancel=True)
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
         """COM_RESET_CONNECTION, then the role, database and autocommit mode it leaves;
@@ -116,14 +117,14 @@ class AiomysqlDriver(AsyncURLDriver):
             await connection.autocommit(connection.autocommit_mode if fresh is None else fresh)
             return True
 
-        return await within(timeout, reset())
+        return await within(timeout, reset(), quick_cancel=True)
 
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
         return super().is_disconnect(error, connection) or is_mysql_disconnect(error)
 
     async def close(self, connection: Any, timeout: float) -> None:
         try:
-            await within(timeout, connection.ensure_closed())
+            await within(timeout, connection.ensure_closed(), quick_cancel=True)
         finally:
             connection.close()  # drops the transport if the goodbye did not get through
 

@@ -62,6 +62,7 @@ class AsyncpgDriver(AsyncURLDriver):
     name = "asyncpg"
     extra = "asyncpg"
     full_reset_in_place = True
+    quick_cancel = True
     _KINDS: ClassVar[dict[str, ArgumentKind | None]] = {
         "timeout": float,
         "command_timeout": float,
@@ -107,13 +108,13 @@ class AsyncpgDriver(AsyncURLDriver):
     async def ping(self, connection: Any, timeout: float) -> None:
         if connection.is_closed():
             raise ConnectionDead("the driver reports the connection closed")
-        await within(timeout, connection.execute("SELECT 1"))
+        await within(timeout, connection.execute("SELECT 1"), quick_cancel=True)
 
     async def end_transaction(self, connection: Any, timeout: float) -> None:
         if connection.is_closed():
             raise ConnectionDead("the driver reports the connection closed")
         if connection.is_in_transaction():
-            await within(timeout, connection.execute("ROLLBACK"))
+            await within(timeout, connection.execute("ROLLBACK"), quick_cancel=True)
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
         """asyncpg's ``reset()`` (rollback, listeners, advisory locks, cursors, LISTEN,
@@ -129,7 +130,7 @@ class AsyncpgDriver(AsyncURLDriver):
             for row in names:
                 await connection.execute(f"DEALLOCATE {_quote(row[0])}")
 
-        await within(timeout, reset())
+        await within(timeout, reset(), quick_cancel=True)
         return True
 
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
@@ -147,7 +148,7 @@ class AsyncpgDriver(AsyncURLDriver):
 
     async def close(self, connection: Any, timeout: float) -> None:
         try:
-            await within(timeout, connection.close())
+            await within(timeout, connection.close(), quick_cancel=True)
         except BaseException:
             connection.terminate()  # no goodbye: just drop the socket
             raise
@@ -194,12 +195,12 @@ class AsyncPsycopgDriver(AsyncURLDriver):
         return bool(connection.closed or connection.broken)
 
     def in_transaction(self, connection: Any) -> bool:
-        return int(connection.info.transaction_status) != _IDLE
+        return int(connection.pgconn.transaction_status) != _IDLE
 
     async def ping(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):
             raise ConnectionDead("the driver reports the connection closed")
-        status = int(connection.info.transaction_status)
+        status = int(connection.pgconn.transaction_status)
         if status in (_ACTIVE, _UNKNOWN):
             raise ConnectionDead("a command is still running on this connection")
 
@@ -218,7 +219,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
     async def end_transaction(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):
             raise ConnectionDead("the driver reports the connection closed")
-        status = int(connection.info.transaction_status)
+        status = int(connection.pgconn.transaction_status)
         if status == _IDLE:
             return
         if status in (_ACTIVE, _UNKNOWN):

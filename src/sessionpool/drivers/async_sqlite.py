@@ -23,6 +23,7 @@ class AiosqliteDriver(AsyncURLDriver):
     name = "aiosqlite"
     extra = "aiosqlite"
     full_reset_in_place = True
+    quick_cancel = True  # a call runs on the connection's thread; awaiting it stops at once
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module)
