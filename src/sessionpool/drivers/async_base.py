@@ -77,8 +77,9 @@ class AsyncDriver:
     extra = ""
     #: Whether `full_reset` works in place (else a reset means a new connection).
     full_reset_in_place = False
-    #: Whether the driver's own cancellation returns at once (see `within`).
-    quick_cancel = False
+    #: Whether the driver's own cancellation returns at once (see `within`). A driver
+    #: sessionpool does not know is trusted to: abandoning each call costs a task.
+    quick_cancel = True
 
     def __init__(self, module: Any = None) -> None:
         self.module = module

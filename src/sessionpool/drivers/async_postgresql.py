@@ -161,6 +161,9 @@ class AsyncPsycopgDriver(AsyncURLDriver):
     name = "psycopg (async)"
     extra = "postgresql"
     full_reset_in_place = True
+    # psycopg answers a cancellation by sending a cancel request over a new connection and
+    # waiting for the query to end: against a hung server, seconds. Abandon instead.
+    quick_cancel = False
     _ATTRIBUTES = ("prepare_threshold", "prepared_max", "row_factory", "cursor_factory")
     _SETTERS = ("autocommit", "isolation_level", "read_only", "deferrable")
 
@@ -214,7 +217,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
             finally:
                 await connection.set_autocommit(False)
 
-        await within(timeout, probe())
+        await within(timeout, probe(), quick_cancel=False)
 
     async def end_transaction(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):
@@ -224,7 +227,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
             return
         if status in (_ACTIVE, _UNKNOWN):
             raise ConnectionDead("a command is still running on this connection")
-        await within(timeout, connection.rollback())
+        await within(timeout, connection.rollback(), quick_cancel=False)
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
         """As the threaded psycopg adapter: DISCARD ALL + RESET ROLE, then psycopg's client
@@ -240,7 +243,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
                 if name in baseline and getattr(connection, name) != baseline[name]:
                     await getattr(connection, f"set_{name}")(baseline[name])
 
-        await within(timeout, reset())
+        await within(timeout, reset(), quick_cancel=False)
         backlog = getattr(connection, "_notifies_backlog", None)
         if backlog is not None:
             backlog.clear()
@@ -260,7 +263,7 @@ class AsyncPsycopgDriver(AsyncURLDriver):
         return super().is_disconnect(error, connection) or is_postgresql_disconnect(error)
 
     async def close(self, connection: Any, timeout: float) -> None:
-        await within(timeout, connection.close())
+        await within(timeout, connection.close(), quick_cancel=False)
 
 
 def _quote(identifier: str) -> str:
