@@ -151,16 +151,19 @@ class AsyncPool(PoolBase):
             PoolTimeout, PoolExhausted, PoolClosed, UsageError: as `Pool.acquire`.
         """
         if (
-            timeout is DEFAULT
-            and tag is None
+            tag is None
             and not matchanytag
             and user is None
             and password is None
             and when_exhausted is None
             and purity is None
         ):
-            return _Acquire(self, _DEFAULTS)
-        return _Acquire(self, (timeout, tag, matchanytag, user, password, when_exhausted, purity))
+            if timeout is DEFAULT:
+                return _Acquire(self, _DEFAULTS, True)
+            check_timeout("timeout", timeout)
+            return _Acquire(self, (timeout, None, False, None, None, None, None), True)
+        arguments = (timeout, tag, matchanytag, user, password, when_exhausted, purity)
+        return _Acquire(self, arguments, False)
 
     async def release(self, lease: AsyncLease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged (see `Pool.release`)."""
@@ -525,24 +528,25 @@ class AsyncPool(PoolBase):
         return _NO_GUARD
 
 
-# The arguments of an acquire() that asked for nothing in particular: the fast lane's cue.
+# The arguments of an acquire() that asked for nothing in particular.
 _DEFAULTS = (DEFAULT, None, False, None, None, None, None)
 
 
 class _Acquire:
     """What `AsyncPool.acquire` returns: awaitable (gives the lease) and an async context
     manager (gives the lease, returns it on exit). Both run the fast lane inline when the
-    acquire asked for nothing in particular: no coroutine is created then."""
+    acquire asked for no tag, user, mode or purity: no coroutine is created then."""
 
-    __slots__ = ("_arguments", "_lease", "_pool")
+    __slots__ = ("_arguments", "_fast", "_lease", "_pool")
 
-    def __init__(self, pool: AsyncPool, arguments: tuple[Any, ...]) -> None:
+    def __init__(self, pool: AsyncPool, arguments: tuple[Any, ...], fast: bool) -> None:
         self._pool = pool
         self._arguments = arguments
+        self._fast = fast
         self._lease: AsyncLease | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncLease]:
-        if self._arguments is _DEFAULTS:
+        if self._fast:
             lease = self._pool._take_fast()
             if lease is not None:
                 return lease
@@ -550,7 +554,7 @@ class _Acquire:
 
     async def __aenter__(self) -> AsyncLease:
         lease = None
-        if self._arguments is _DEFAULTS:
+        if self._fast:
             lease = self._pool._take_fast()
         if lease is None:
             lease = await self._pool._acquire(*self._arguments)
