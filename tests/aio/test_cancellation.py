@@ -7,6 +7,11 @@ and then compare the pool's figures with the server's own view of its sessions
 (pg_stat_activity, by a per-pool ``application_name``); the targeted tests pin each await
 where a cancellation can land.
 
+Each storm runs in a process of its own (this module run with ``-m``) under a watchdog: a
+driver left deadlocked by the pool (seen with psycopg: libpq used after the pool closed a
+connection an abandoned task was still using) then fails its test with every thread's stack
+instead of hanging the run.
+
 These tests need PostgreSQL at 127.0.0.1:5432 (trust auth, database ``test``); they fail when
 it is down. Fixtures are local to this module on purpose.
 """
@@ -14,12 +19,16 @@ it is down. Fixtures are local to this module on purpose.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import json
 import random
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,6 +38,7 @@ import sessionpool
 from sessionpool import AsyncLease, AsyncPool, PoolTimeout
 from sessionpool.drivers.async_base import AsyncCreatorConnector
 
+ROOT = str(Path(__file__).resolve().parents[2])
 HOST = "127.0.0.1"
 DATABASE = "test"
 #: Seconds a helper waits for the server to catch up with something that already happened.
@@ -210,6 +220,14 @@ class AsyncpgOps:
         second = await conn.fetchval("SELECT pg_current_xact_id()::text")
         return bool(first != second)
 
+    def handed_out_state(self, raw: Any) -> str:
+        """What the driver knows locally of a connection just handed out ("ok" if usable)."""
+        if raw.is_closed():
+            return "closed"
+        if raw.is_in_transaction():
+            return "inside a transaction"
+        return "ok"
+
 
 class PsycopgOps:
     """Borrower actions on a psycopg AsyncConnection (not autocommit: each first statement
@@ -231,6 +249,16 @@ class PsycopgOps:
         # psycopg learns the status from the server's ReadyForQuery and waits for a
         # cancelled command to end, so its local status is the server's.
         return int(conn.info.transaction_status) == 0  # IDLE
+
+    def handed_out_state(self, raw: Any) -> str:
+        if raw.closed or raw.broken:
+            return "closed"
+        status = int(raw.pgconn.transaction_status)
+        if status == 1:  # ACTIVE
+            return "a command still running on it (another task uses it)"
+        if status != 0:
+            return f"inside a transaction (status {status})"
+        return "ok"
 
 
 # -- the storm ----------------------------------------------------------------------------------
@@ -397,10 +425,9 @@ class Storm:
         self.check()
         slot = conn._slot
         assert slot is not None
-        driver = self.pool._connector.driver
-        if driver.is_closed(slot.connection):
-            self.problem("a borrower was handed a connection the driver reports closed")
-            return
+        state = self.ops.handed_out_state(slot.connection)
+        if state != "ok":  # then used as any borrower would, which its reset must survive
+            self.problem(f"a borrower was handed a connection: {state}")
         if rng.random() < 0.2:
             self.phase[task] = "inside: clean check"
             if not await self.ops.outside_transaction(conn):
@@ -419,7 +446,8 @@ class Storm:
         elif choice < 0.85:
             self.phase[task] = "ping"
             if not await self.pool.ping(conn, timeout=2.0):
-                self.problem("ping() returned False (connection closed under the borrower)")
+                state = self.ops.handed_out_state(slot.connection)
+                self.problem(f"ping() returned False (the driver's view now: {state})")
         elif choice < 0.98:
             self.phase[task] = "inside: holding"
             await asyncio.sleep(rng.choice((0.0, 0.001, 0.003)))
@@ -478,7 +506,11 @@ class Storm:
     def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Errors reported to the loop (asyncpg reports resetting a connection with an active
         transaction there); counted into the report instead of printed."""
-        self.loop_errors[str(context.get("message", context))[:60]] += 1
+        error = context.get("exception")
+        what = str(context.get("message", ""))[:60]
+        if error is not None:
+            what += f" ({type(error).__name__}: {str(error)[:80]})"
+        self.loop_errors[what] += 1
 
     def report(self) -> str:
         core = self.pool._core
@@ -508,20 +540,21 @@ VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-async def test_cancellation_storm(
-    variant: Variant,
-    monitor: asyncpg.Connection,
-    apps: list[str],
-    pools: list[AsyncPool],
-) -> None:
-    app = new_app()
+VARIANT_BY_ID = {param.id: param.values[0] for param in VARIANTS}
+#: Seconds a storm process may run before its watchdog dumps every thread's stack and exits.
+STORM_PROCESS_LIMIT = 60.0
+RESULT_MARK = "STORM-RESULT "
+
+
+async def storm_and_check(variant: Variant, app: str) -> dict[str, Any]:
+    """Run one storm and check the pool against the server; the problems found and a report."""
     settings: dict[str, Any] = {
         "min_size": 2,
         "max_size": 4,
         "max_overflow": variant.max_overflow,
         "reset_on_return": variant.reset_on_return,
         "reset_timeout": 5.0,
+        "wait_timeout": 5.0,
     }
     source: Any
     ops: AsyncpgOps | PsycopgOps
@@ -531,52 +564,102 @@ async def test_cancellation_storm(
         source, ops = f"postgresql+psycopg://{HOST}/{DATABASE}?application_name={app}", PsycopgOps()
     else:
         source, ops = asyncpg_creator(app), AsyncpgOps()
-    pool = await open_pool(pools, apps, app, source, **settings)
-    if variant.source == "creator":
-        assert isinstance(pool._connector, AsyncCreatorConnector)
-    # application_name reaches the server (asyncpg: server_settings; psycopg: libpq keyword).
-    assert set(await sessions(monitor, app)) == pool_pids(pool), "application_name not applied"
-
-    started = time.monotonic()
-    storm = Storm(pool, ops, variant.seed)
-    await storm.run()
-    await drain(pool)
-    elapsed = time.monotonic() - started
-    report = f"{variant} after {elapsed:.1f} s\n{storm.report()}"
-
     problems: list[str] = []
-    core = pool._core
-    if storm.cancelled < CANCELS:
-        problems.append(f"only {storm.cancelled} cancellations landed (want {CANCELS})")
-    if storm.violations:
-        problems.append("invariant violated during the storm")
-    for where in ("waiting", "waiting, a connect running", "reset on release", "ping"):
-        if storm.landings[where] < 3:
-            problems.append(f"too few cancellations landed at {where!r} (test coverage)")
-    if core.busy or core.waiting or core.opening or core.idle != core.opened:
-        problems.append("pool figures not settled after the storm")
-    if core.opened > storm.cap:
-        problems.append("more connections than the cap")
-    expected = pool_pids(pool)
-    seen = await wait_sessions(monitor, app, all_idle(expected))
-    if set(seen) != expected or len(expected) != core.opened:
-        problems.append(
-            f"server sessions {sorted(seen)} != pool's {sorted(expected)} "
-            f"(pool.opened {core.opened}): lost {sorted(set(seen) - expected)}, "
-            f"missing {sorted(expected - set(seen))}"
-        )
-    not_idle = {pid: state for pid, state in seen.items() if state != "idle"}
-    if not_idle:
-        problems.append(f"server sessions not idle: {not_idle}")
-    if storm.errors or storm.problems:
-        problems.append("borrowers saw errors or broken sessions (only PoolTimeout is expected)")
+    report = f"{variant}: the storm did not finish"
+    monitor = await asyncpg.connect(host=HOST, database=DATABASE)
+    pool = await sessionpool.create_async_pool(source, **settings)
+    try:
+        if variant.source == "creator" and not isinstance(pool._connector, AsyncCreatorConnector):
+            problems.append(f"creator= did not give an AsyncCreatorConnector: {pool._connector}")
+        # application_name reaches the server (asyncpg: server_settings; psycopg: libpq keyword)
+        if set(await sessions(monitor, app)) != pool_pids(pool):
+            problems.append("application_name did not reach the server")
 
-    await pool.close(force=bool(core.busy))
-    await drain(pool)
-    left = await wait_sessions(monitor, app, lambda s: not s, timeout=2.0)
-    if left:
-        problems.append(f"server sessions left 2 s after close: {left}")
-    assert not problems, "\n".join(problems) + "\n" + report
+        started = time.monotonic()
+        storm = Storm(pool, ops, variant.seed)
+        await storm.run()
+        await drain(pool)
+        elapsed = time.monotonic() - started
+        report = f"{variant} after {elapsed:.1f} s\n{storm.report()}"
+
+        core = pool._core
+        if storm.cancelled < CANCELS:
+            problems.append(f"only {storm.cancelled} cancellations landed (want {CANCELS})")
+        if storm.violations:
+            problems.append("invariant violated during the storm")
+        for where in ("waiting", "waiting, a connect running", "reset on release", "ping"):
+            if storm.landings[where] < 3:
+                problems.append(f"too few cancellations landed at {where!r} (test coverage)")
+        if core.busy or core.waiting or core.opening or core.idle != core.opened:
+            problems.append("pool figures not settled after the storm")
+        if core.opened > storm.cap:
+            problems.append("more connections than the cap")
+        expected = pool_pids(pool)
+        seen = await wait_sessions(monitor, app, all_idle(expected))
+        if set(seen) != expected or len(expected) != core.opened:
+            problems.append(
+                f"server sessions {sorted(seen)} != pool's {sorted(expected)} "
+                f"(pool.opened {core.opened}): lost {sorted(set(seen) - expected)}, "
+                f"missing {sorted(expected - set(seen))}"
+            )
+        not_idle = {pid: state for pid, state in seen.items() if state != "idle"}
+        if not_idle:
+            problems.append(f"server sessions not idle: {not_idle}")
+        if storm.errors or storm.problems:
+            problems.append("borrowers saw errors or broken sessions (only PoolTimeout expected)")
+
+        await pool.close(force=bool(core.busy))
+        await drain(pool)
+        left = await wait_sessions(monitor, app, lambda s: not s, timeout=2.0)
+        if left:
+            problems.append(f"server sessions left 2 s after close: {left}")
+    finally:
+        await pool.close(force=True)
+        await monitor.close()
+    return {"problems": problems, "report": report}
+
+
+def storm_process(variant_id: str, app: str) -> None:
+    """Entry point of the storm's own process (``python -m tests.aio.test_cancellation``): a
+    driver left in a deadlock (seen: libpq inside psycopg, after the pool closed a connection
+    an abandoned task still used) cannot hang the test run; the watchdog prints the stacks."""
+    faulthandler.dump_traceback_later(STORM_PROCESS_LIMIT, exit=True)
+    result = asyncio.run(storm_and_check(VARIANT_BY_ID[variant_id], app))
+    faulthandler.cancel_dump_traceback_later()
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+@pytest.mark.parametrize("variant_id", list(VARIANT_BY_ID))
+async def test_cancellation_storm(
+    variant_id: str, monitor: asyncpg.Connection, apps: list[str]
+) -> None:
+    app = new_app()
+    apps.append(app)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.aio.test_cancellation",
+        variant_id,
+        app,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(), STORM_PROCESS_LIMIT + 15.0)
+    except TimeoutError:
+        child.kill()
+        out, err = await child.communicate()
+    lines = [line for line in out.decode().splitlines() if line.startswith(RESULT_MARK)]
+    tail = err.decode(errors="replace")[-6000:]
+    assert lines, (
+        f"the storm process ended without a result (exit code {child.returncode}); "
+        f"it hung or crashed. End of its stderr:\n{tail}"
+    )
+    result = json.loads(lines[-1][len(RESULT_MARK) :])
+    # The process is gone: whatever it held is closed, as the server must confirm.
+    await assert_server_drops_to_zero(monitor, app)
+    assert not result["problems"], "\n".join(result["problems"]) + "\n" + result["report"]
 
 
 # -- targeted, deterministic cancellations (asyncpg) ---------------------------------------------
@@ -1086,3 +1169,7 @@ async def test_base_exception_inside_async_with(
         await conn.release()
     await pool.close()
     await assert_server_drops_to_zero(monitor, app)
+
+
+if __name__ == "__main__":
+    storm_process(sys.argv[1], sys.argv[2])

@@ -7,6 +7,7 @@ connections, and is removed on `destroy`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -117,10 +118,8 @@ class ThrowawayPostgres:
 
     def resume(self, pids: list[int]) -> None:
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
 
     def destroy(self) -> None:
         try:

@@ -74,6 +74,7 @@ class AsyncPool(PoolBase):
         # and so close() can wait for them.
         self._tasks: set[asyncio.Task[Any]] = set()
         self._openers: set[asyncio.Task[Any]] = set()
+        self._disposed = False
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -104,10 +105,16 @@ class AsyncPool(PoolBase):
         """
         core = self._core
         if core.closed:
+            if not self._disposed:  # an earlier close was interrupted: finish its work
+                await self._finish_closing()
             return
         if not core.close(force=force):
             raise self._in_use_error()
         self._run(self._take_effects())
+        await self._finish_closing()
+
+    async def _finish_closing(self) -> None:
+        core = self._core
         for opener in self._openers:
             opener.cancel()  # nobody will borrow what they would open
         closing = self._tasks - self._openers
@@ -115,7 +122,8 @@ class AsyncPool(PoolBase):
             # asyncio.wait never cancels what it waits for: a caller cancelled here leaves
             # the closes running to their end.
             await asyncio.wait(closing, timeout=self._config.reset_timeout + 1.0)
-        if core.opened == 0 and core.opening == 0:
+        if core.opened == 0 and core.opening == 0 and not self._disposed:
+            self._disposed = True
             await self._connector.dispose()
 
     async def __aenter__(self) -> AsyncPool:
@@ -190,6 +198,9 @@ class AsyncPool(PoolBase):
         else:
             check_timeout("timeout", timeout)
         driver = self._connector.driver
+        # A ping cut short (time limit, cancellation) may leave the driver busy on this
+        # connection: the return path must look before lending it again.
+        slot.dirty = True
         try:
             await driver.ping(slot.connection, timeout)
         except Exception as exc:
@@ -380,7 +391,9 @@ class AsyncPool(PoolBase):
                 if inspect.isawaitable(outcome):
                     await within(limit, outcome)
         except BaseException as exc:
-            if slot.state == CLOSED:
+            if slot.state == CLOSED:  # force-closed meanwhile: nothing to drop
+                if not isinstance(exc, Exception):
+                    raise
                 return False
             logger.warning(
                 "pool %r: reset on return failed (%s: %s); dropping that connection",

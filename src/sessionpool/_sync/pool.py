@@ -220,6 +220,7 @@ class Pool(PoolBase):
         else:
             check_timeout("timeout", timeout)
         driver = self._connector.driver
+        slot.dirty = True  # a ping cut short leaves the connection for the return path to judge
         try:
             driver.ping(slot.connection, timeout)
         except Exception as exc:
@@ -382,6 +383,8 @@ class Pool(PoolBase):
                 mode(connection)
         except BaseException as exc:
             if slot.state == CLOSED:  # closed under it by close(force=True): nothing to do
+                if not isinstance(exc, Exception):
+                    raise
                 return False
             logger.warning(
                 "pool %r: reset on return failed (%s: %s); dropping that connection",

@@ -25,6 +25,7 @@ __all__ = [
     "AsyncURLConnector",
     "AsyncURLDriver",
     "ExecutorConnector",
+    "finish_detached",
     "within",
 ]
 
@@ -61,6 +62,29 @@ async def within(timeout: float, awaitable: Awaitable[T], *, quick_cancel: bool 
         task.add_done_callback(_consume_result)
         raise ConnectionDead(f"no answer within {timeout} s")
     return task.result()
+
+
+# Work left to finish in the background (see finish_detached): referenced until done.
+_detached: set[asyncio.Future[Any]] = set()
+
+
+async def finish_detached(timeout: float, awaitable: Awaitable[Any]) -> None:
+    """Run ``awaitable`` to its end as a task of its own, waiting at most ``timeout`` for it.
+
+    Past the limit, or if the caller is cancelled, the work goes on in the background rather
+    than being cancelled: for a close that must wait until an abandoned command lets go of
+    the connection, cancelling it would leak the server session instead.
+    Raises:
+        ConnectionDead: it did not finish within ``timeout``.
+    """
+    task = asyncio.ensure_future(awaitable)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+    task.add_done_callback(_consume_result)
+    done, _ = await asyncio.wait((task,), timeout=timeout)
+    if not done:
+        raise ConnectionDead(f"not finished within {timeout} s; left to finish in the background")
+    task.result()
 
 
 def _consume_result(task: asyncio.Future[Any]) -> None:

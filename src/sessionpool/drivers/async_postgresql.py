@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .async_base import AsyncURLDriver, within
+from .async_base import AsyncURLDriver, finish_detached, within
 from .base import ArgumentKind, convert_arguments
 from .postgresql import _LIBPQ_KEYWORDS, is_postgresql_disconnect
 
@@ -103,7 +103,16 @@ class AsyncpgDriver(AsyncURLDriver):
         return bool(connection.is_closed())
 
     def in_transaction(self, connection: Any) -> bool:
-        return bool(connection.is_in_transaction())
+        # asyncpg's own Transaction object counts too: rolled back behind its back, it
+        # would make the next borrower's transaction() a SAVEPOINT in no transaction.
+        return bool(
+            connection.is_in_transaction() or getattr(connection, "_top_xact", None) is not None
+        )
+
+    def is_clean(self, connection: Any) -> bool:
+        return not (
+            connection.is_closed() or self.in_transaction(connection) or _cancelling(connection)
+        )
 
     async def ping(self, connection: Any, timeout: float) -> None:
         if connection.is_closed():
@@ -113,7 +122,14 @@ class AsyncpgDriver(AsyncURLDriver):
     async def end_transaction(self, connection: Any, timeout: float) -> None:
         if connection.is_closed():
             raise ConnectionDead("the driver reports the connection closed")
-        if connection.is_in_transaction():
+        if _cancelling(connection):
+            # A borrower was cancelled mid-command: until asyncpg's cancel request is
+            # settled, the command (a BEGIN, say) may still complete on the server, and
+            # the local transaction status means nothing. Wait for it, as asyncpg's own
+            # pool does, then look.
+            await within(timeout, _settle_cancellation(connection, timeout), quick_cancel=True)
+        if self.in_transaction(connection):
+            connection._top_xact = None
             await within(timeout, connection.execute("ROLLBACK"), quick_cancel=True)
 
     async def full_reset(self, connection: Any, timeout: float) -> bool:
@@ -124,6 +140,8 @@ class AsyncpgDriver(AsyncURLDriver):
             raise ConnectionDead("the driver reports the connection closed")
 
         async def reset() -> None:
+            if _cancelling(connection):
+                await _settle_cancellation(connection, timeout)
             await connection.reset()
             await connection.execute(_ASYNCPG_RESET)
             names = await connection.fetch("SELECT name FROM pg_prepared_statements WHERE from_sql")
@@ -263,7 +281,25 @@ class AsyncPsycopgDriver(AsyncURLDriver):
         return super().is_disconnect(error, connection) or is_postgresql_disconnect(error)
 
     async def close(self, connection: Any, timeout: float) -> None:
-        await within(timeout, connection.close(), quick_cancel=False)
+        # An abandoned call (see `within`) may still be running on this connection, in
+        # psycopg's own cancel handling; finishing libpq's connection under it crashes
+        # libpq. psycopg holds the connection's lock while a command runs: close after it.
+        async def close_when_free() -> None:
+            async with connection.lock:
+                await connection.close()
+
+        await finish_detached(timeout, close_when_free())
+
+
+def _cancelling(connection: Any) -> bool:
+    """Whether asyncpg still has a cancel request of an interrupted command under way."""
+    protocol = getattr(connection, "_protocol", None)
+    is_cancelling = getattr(protocol, "_is_cancelling", None)
+    return bool(is_cancelling is not None and is_cancelling())
+
+
+async def _settle_cancellation(connection: Any, timeout: float) -> None:
+    await connection._protocol._wait_for_cancellation(timeout)
 
 
 def _quote(identifier: str) -> str:
