@@ -29,6 +29,7 @@ services:
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_threaded.py
+	$(PY) benchmarks/bench_async.py
 
 $(STAMP): pyproject.toml
 	bash tools/ensure_system_packages.sh
