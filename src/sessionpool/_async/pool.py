@@ -166,12 +166,23 @@ class AsyncPool(PoolBase):
             and when_exhausted is None
             and purity is None
         ):
+            arguments: tuple[Any, ...]
             if timeout is DEFAULT:
-                return _Acquire(self, _DEFAULTS, True)
-            check_timeout("timeout", timeout)
-            return _Acquire(self, (timeout, None, False, None, None, None, None), True)
-        arguments = (timeout, tag, matchanytag, user, password, when_exhausted, purity)
-        return _Acquire(self, arguments, False)
+                arguments = _DEFAULTS
+            else:
+                check_timeout("timeout", timeout)
+                arguments = (timeout, None, False, None, None, None, None)
+            fast = True
+        else:
+            arguments = (timeout, tag, matchanytag, user, password, when_exhausted, purity)
+            fast = False
+        # Built field by field, as leases are: no __init__ frame on the hot path.
+        handle: _Acquire = _new_lease(_Acquire)
+        handle._pool = self
+        handle._arguments = arguments
+        handle._fast = fast
+        handle._lease = None
+        return handle
 
     async def release(self, lease: AsyncLease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged (see `Pool.release`)."""
@@ -248,24 +259,6 @@ class AsyncPool(PoolBase):
         lease.tag = slot.tag
         if slot.tag != wanted_tag and self._session_callback is not None:
             await self._run_session_callback(lease, wanted_tag)
-        return lease
-
-    def _take_fast(self) -> AsyncLease | None:
-        """The core's fast lane (see _core/state.py): pop, compare generation, wrap; None
-        when it does not apply. Synchronous, so nothing can interrupt it half-way."""
-        core = self._core
-        if not core.fast_idle or self._thread != get_ident():
-            return None
-        slot = core.pop_fast_idle()
-        if slot.generation != core.generation:
-            core.unpop_fast_idle(slot)
-            return None
-        slot.state = BUSY
-        slot.uses += 1
-        lease: AsyncLease = _new_lease(slot.lease_class)
-        lease._slot = slot
-        lease._pool = self
-        lease.tag = None
         return lease
 
     async def _obtain(
@@ -552,25 +545,32 @@ class _Acquire:
 
     __slots__ = ("_arguments", "_fast", "_lease", "_pool")
 
-    def __init__(self, pool: AsyncPool, arguments: tuple[Any, ...], fast: bool) -> None:
-        self._pool = pool
-        self._arguments = arguments
-        self._fast = fast
-        self._lease: AsyncLease | None = None
+    _pool: AsyncPool
+    _arguments: tuple[Any, ...]
+    _fast: bool
+    _lease: AsyncLease | None
 
     def __await__(self) -> Generator[Any, None, AsyncLease]:
+        pool = self._pool
         if self._fast:
-            lease = self._pool._take_fast()
-            if lease is not None:
-                return lease
-        return (yield from self._pool._acquire(*self._arguments).__await__())
+            # The core's fast lane (see _core/state.py), inline: pop, compare generation,
+            # wrap. Nothing between pop and return can be interrupted.
+            core = pool._core
+            if core.fast_idle and pool._thread == get_ident():
+                slot = core.pop_fast_idle()
+                if slot.generation == core.generation:
+                    slot.state = BUSY
+                    slot.uses += 1
+                    lease: AsyncLease = _new_lease(slot.lease_class)
+                    lease._slot = slot
+                    lease._pool = pool
+                    lease.tag = None
+                    return lease
+                core.unpop_fast_idle(slot)
+        return (yield from pool._acquire(*self._arguments).__await__())
 
     async def __aenter__(self) -> AsyncLease:
-        lease = None
-        if self._fast:
-            lease = self._pool._take_fast()
-        if lease is None:
-            lease = await self._pool._acquire(*self._arguments)
+        lease = await self
         self._lease = lease
         return lease
 
