@@ -13,7 +13,9 @@ import os
 from collections.abc import Hashable
 from typing import Any, NamedTuple
 
+from . import _fork
 from ._core.effects import Effect
+from ._core.records import CLOSED
 from ._core.state import PoolState
 from ._core.stats import PoolStats, snapshot
 from ._core.tags import normalize_tag
@@ -79,6 +81,7 @@ class PoolBase:
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
         self.name = config.name or f"pool-{id(self):x}"
+        _fork.track(self)
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -178,6 +181,36 @@ class PoolBase:
         )
 
     # -- internals shared by both shells ---------------------------------------------------
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: leave every inherited connection alone for good (see `_fork`)
+        and start again empty, opening on demand. Leases the child inherited are unusable."""
+        old = self._core
+        driver = self._connector.driver
+        for slot in old.slots():
+            fileno = getattr(driver, "fileno", None)
+            try:
+                fd = fileno(slot.connection) if fileno is not None else None
+            except Exception:
+                fd = None
+            _fork.bury(slot.connection, fd)
+            slot.state = CLOSED
+        config = self._config
+        self._core = PoolState(
+            min_size=config.min_size,
+            max_size=config.max_size,
+            max_overflow=config.max_overflow,
+            increment=config.increment,
+            lifo=config.idle_order == "lifo",
+            lazy=True,
+        )
+        if old.closed:
+            self._core.close(force=True)
+        self._reset_after_fork()
+
+    def _reset_after_fork(self) -> None:
+        """What the shell itself must renew in a forked child (locks, loop bindings)."""
+        raise NotImplementedError
 
     def _guard(self) -> Any:
         """The context that makes a read of several figures consistent."""

@@ -533,6 +533,13 @@ class AsyncPool(PoolBase):
     def _guard(self) -> _NoGuard:
         return _NO_GUARD
 
+    def _reset_after_fork(self) -> None:
+        # The parent's loop does not run in the child: bind to the child's own on first use.
+        self._loop = None
+        self._thread = None
+        self._tasks = set()
+        self._openers = set()
+
 
 # The arguments of an acquire() that asked for nothing in particular.
 _DEFAULTS = (DEFAULT, None, False, None, None, None, None)

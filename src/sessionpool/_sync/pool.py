@@ -528,3 +528,7 @@ class Pool(PoolBase):
 
     def _guard(self) -> threading.Lock:
         return self._lock
+
+    def _reset_after_fork(self) -> None:
+        # The parent's lock may have been held at the fork by a thread the child lacks.
+        self._lock = threading.Lock()

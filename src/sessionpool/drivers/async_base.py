@@ -119,6 +119,10 @@ class AsyncDriver:
         """Whether a transaction may be open; True when the driver cannot tell."""
         return True
 
+    def fileno(self, connection: Any) -> int | None:
+        """The connection's socket descriptor, where the driver exposes it (fork safety)."""
+        return None
+
     def is_clean(self, connection: Any) -> bool:
         """True when the driver knows locally that the connection is open with no
         transaction: the cheap reset then has nothing to do."""
@@ -267,6 +271,9 @@ class _ExecutorDriver(AsyncDriver):
 
     def is_closed(self, connection: Any) -> bool:
         return self.sync.is_closed(connection)
+
+    def fileno(self, connection: Any) -> int | None:
+        return self.sync.fileno(connection)
 
     def in_transaction(self, connection: Any) -> bool:
         return self.sync.in_transaction(connection)

@@ -84,6 +84,11 @@ class AiomysqlDriver(AsyncURLDriver):
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.closed)
 
+    def fileno(self, connection: Any) -> int | None:
+        writer = getattr(connection, "_writer", None)
+        sock = None if writer is None else writer.transport.get_extra_info("socket")
+        return None if sock is None else int(sock.fileno())
+
     def in_transaction(self, connection: Any) -> bool:
         return bool((connection.server_status or 0) & _SERVER_STATUS_IN_TRANS)
 

@@ -102,6 +102,9 @@ class AsyncpgDriver(AsyncURLDriver):
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.is_closed())
 
+    def fileno(self, connection: Any) -> int | None:
+        return _transport_fd(getattr(connection, "_transport", None))
+
     def in_transaction(self, connection: Any) -> bool:
         # asyncpg's own Transaction object counts too: rolled back behind its back, it
         # would make the next borrower's transaction() a SAVEPOINT in no transaction.
@@ -215,6 +218,9 @@ class AsyncPsycopgDriver(AsyncURLDriver):
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.closed or connection.broken)
 
+    def fileno(self, connection: Any) -> int | None:
+        return int(connection.pgconn.socket)
+
     def in_transaction(self, connection: Any) -> bool:
         return int(connection.pgconn.transaction_status) != _IDLE
 
@@ -289,6 +295,12 @@ class AsyncPsycopgDriver(AsyncURLDriver):
                 await connection.close()
 
         await finish_detached(timeout, close_when_free())
+
+
+def _transport_fd(transport: Any) -> int | None:
+    """The socket descriptor under an asyncio transport, if any."""
+    sock = None if transport is None else transport.get_extra_info("socket")
+    return None if sock is None else int(sock.fileno())
 
 
 def _cancelling(connection: Any) -> bool:
