@@ -2213,3 +2213,68 @@ async def test_assert_consistent_sees_the_leases_out(
         await assert_consistent(pool, db, leases_out=0)
     await lease.release()
     await assert_consistent(pool, db, leases_out=0)
+
+
+# == close(timeout=...) and drain() ==========================================================
+
+
+async def test_close_with_timeout_waits_for_borrowed_connections(
+    make_async_pool: AsyncPoolFactory, db: FakeDatabase
+) -> None:
+    pool = await make_async_pool(min_size=2, max_size=2)
+    lease = await pool.acquire()
+    other = await pool.acquire()
+    waiter = await start_waiter(pool, timeout=5.0)
+    closer = asyncio.ensure_future(pool.close(timeout=5.0))
+    with pytest.raises(sessionpool.PoolClosed):
+        await asyncio.wait_for(waiter, 1.0)  # waiters are refused at once
+    with pytest.raises(sessionpool.PoolClosed):
+        await pool.acquire(timeout=0)
+    await lease.cursor()  # borrowed connections stay usable meanwhile
+    await lease.release()
+    await asyncio.sleep(0.05)
+    assert not closer.done(), "still waiting for the second one"
+    started = time.monotonic()
+    await other.release()
+    await asyncio.wait_for(closer, 1.0)
+    assert time.monotonic() - started < 1.0
+    await settle(pool)
+    assert db.open_connections == 0
+    assert (pool.opened, pool.busy, pool.closed) == (0, 0, True)
+
+
+async def test_close_with_timeout_forces_what_is_still_out(
+    make_async_pool: AsyncPoolFactory, db: FakeDatabase
+) -> None:
+    pool = await make_async_pool(min_size=1, max_size=1)
+    lease = await pool.acquire()
+    started = time.monotonic()
+    await pool.close(timeout=0.2)
+    assert 0.2 <= time.monotonic() - started < 1.0
+    await settle(pool)
+    assert db.open_connections == 0
+    with pytest.raises(sessionpool.PoolClosed):
+        lease.cursor()
+    assert (pool.opened, pool.busy) == (0, 0)
+
+
+async def test_drain_replaces_every_connection(
+    make_async_pool: AsyncPoolFactory, db: FakeDatabase
+) -> None:
+    pool = await make_async_pool(min_size=2, max_size=3)
+    borrowed = await pool.acquire()
+    old_busy = borrowed._slot.connection
+    old_idle = [slot.connection for slot in pool._core.slots() if slot.connection is not old_busy]
+    await pool.drain()
+    await settle(pool)
+    assert all(conn.closed for conn in old_idle), "idle connections closed at once"
+    assert not old_busy.closed, "a borrowed one is left to its borrower"
+    await eventually(lambda: pool.idle == 1 and pool.opened == 2, "a replacement opened")
+    await borrowed.release()
+    await settle(pool)
+    assert old_busy.closed, "closed when it came back"
+    await eventually(lambda: pool.idle == 2, "min_size opened afresh")
+    await assert_consistent(pool, db, leases_out=0)
+    await pool.close()
+    with pytest.raises(sessionpool.PoolClosed):
+        await pool.drain()

@@ -22,9 +22,9 @@ import pytest
 from sessionpool import AsyncLease, AsyncPool, Lease, Pool
 
 #: Pool methods that do I/O: coroutine functions on AsyncPool.
-POOL_IO = {"close", "open", "release", "drop", "ping"}
+POOL_IO = {"close", "open", "release", "drop", "ping", "drain"}
 #: Pool methods compared parameter by parameter.
-POOL_SIGNATURES = ["acquire", "release", "drop", "ping", "close", "open", "is_disconnect"]
+POOL_SIGNATURES = ["acquire", "release", "drop", "ping", "close", "open", "drain", "is_disconnect"]
 #: Lease members compared (methods and properties).
 LEASE_MEMBERS = {"release", "close", "drop", "driver_connection", "is_released", "pool", "tag"}
 LEASE_IO = {"release", "close", "drop"}

@@ -15,6 +15,7 @@ from tests.sync.conftest import (
     PoolFactory,
     assert_consistent,
     eventually,
+    start,
     start_waiter,
     wait_until,
 )
@@ -380,3 +381,79 @@ def test_no_wait_after_all_waiters_left(make_pool: PoolFactory) -> None:
     held.release()
     again = pool.acquire(when_exhausted="fail")
     again.release()
+
+
+# -- close(timeout=...) and drain() --------------------------------------------------------
+
+
+def test_close_with_timeout_waits_for_borrowed_connections(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=2, max_size=2)
+    lease = pool.acquire()
+    other = pool.acquire()
+    waiter = start_waiter(pool, timeout=5.0)  # one more caller, queued behind the busy pair
+    closer = start(lambda: pool.close(timeout=5.0), "closer")
+    waiter.finish()
+    assert isinstance(waiter.error, sessionpool.PoolClosed), "waiters are refused at once"
+    with pytest.raises(sessionpool.PoolClosed):
+        pool.acquire(timeout=0)
+    lease.cursor().execute("select 1")  # borrowed connections stay usable meanwhile
+    lease.release()
+    assert closer.is_alive(), "still waiting for the second one"
+    started = time.monotonic()
+    other.release()
+    closer.finish()
+    assert closer.error is None
+    assert time.monotonic() - started < 1.0
+    assert db.open_connections == 0
+    assert (pool.opened, pool.busy, pool.closed) == (0, 0, True)
+
+
+def test_close_with_timeout_forces_what_is_still_out(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=1, max_size=1)
+    lease = pool.acquire()
+    started = time.monotonic()
+    pool.close(timeout=0.2)
+    assert 0.2 <= time.monotonic() - started < 1.0
+    assert db.open_connections == 0
+    with pytest.raises(sessionpool.PoolClosed):
+        lease.cursor()
+    lease.release()  # giving back a force-closed lease is harmless, as after close(force)
+    assert (pool.opened, pool.busy) == (0, 0)
+
+
+def test_close_with_timeout_and_nothing_borrowed_returns_at_once(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=2, max_size=2)
+    started = time.monotonic()
+    pool.close(timeout=5.0)
+    assert time.monotonic() - started < 0.5
+    assert db.open_connections == 0
+
+
+def test_drain_replaces_every_connection(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    pool = make_pool(min_size=2, max_size=3)
+    borrowed = pool.acquire()
+    old_busy = borrowed.driver_connection
+    old_idle = [slot.connection for slot in pool._core.slots() if slot.connection is not old_busy]
+    pool.drain()
+    assert all(conn.closed for conn in old_idle), "idle connections closed at once"
+    assert not old_busy.closed, "a borrowed one is left to its borrower"
+    # min_size counts the borrowed one until it comes back: one new connection for now.
+    eventually(lambda: pool.idle == 1 and pool.opened == 2, "a replacement opened")
+    borrowed.cursor().execute("select 1")
+    borrowed.release()
+    assert old_busy.closed, "closed when it came back"
+    eventually(lambda: pool.idle == 2, "min_size opened afresh")
+    leases = [pool.acquire() for _ in range(2)]
+    assert not {lease.driver_connection for lease in leases} & {old_busy, *old_idle}
+    for lease in leases:
+        lease.release()
+    assert_consistent(pool, db)
+    pool.close()
+    with pytest.raises(sessionpool.PoolClosed):
+        pool.drain()

@@ -75,6 +75,7 @@ class AsyncPool(PoolBase):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._openers: set[asyncio.Task[Any]] = set()
         self._disposed = False
+        self._all_returned: asyncio.Event | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -96,22 +97,45 @@ class AsyncPool(PoolBase):
             await self.close(force=True)
             raise error
 
-    async def close(self, force: bool = False) -> None:
-        """Close the pool and every connection it holds (see `Pool.close`).
+    async def close(self, force: bool = False, timeout: float | None = None) -> None:
+        """Close the pool and every connection it holds (see `Pool.close`, ``timeout``
+        included). Waits, at most ``reset_timeout`` plus a second, for the connections
+        being closed.
 
-        Waits, at most ``reset_timeout`` plus a second, for the connections being closed.
         Raises:
-            PoolInUse: connections are still borrowed and ``force`` is False.
+            PoolInUse: connections are still borrowed, and neither ``force`` nor ``timeout``
+                was given.
         """
+        check_timeout("timeout", timeout)
         core = self._core
-        if core.closed:
+        if core.closed and not core.busy:
             if not self._disposed:  # an earlier close was interrupted: finish its work
                 await self._finish_closing()
             return
-        if not core.close(force=force):
-            raise self._in_use_error()
+        returned = None
+        if force or timeout is None:
+            if not core.close(force=force):
+                raise self._in_use_error()
+        else:
+            core.close(force=False, keep_lent=True)
+            if core.busy:
+                returned = self._all_returned = asyncio.Event()
         self._run(self._take_effects())
+        if returned is not None:
+            try:
+                await asyncio.wait_for(returned.wait(), timeout)
+            except asyncio.TimeoutError:
+                await self.close(force=True)  # what is still out after the grace period
+                return
         await self._finish_closing()
+
+    async def drain(self) -> None:
+        """Replace every connection (see `Pool.drain`)."""
+        if self._core.closed:
+            raise self._closed_error()
+        self._bind_loop()
+        self._core.drain()
+        self._run(self._take_effects())
 
     async def _finish_closing(self) -> None:
         core = self._core
@@ -465,6 +489,9 @@ class AsyncPool(PoolBase):
                     self._openers.add(opener)
                     opener.add_done_callback(self._openers.discard)
                     openers.append(opener)
+        returned = self._all_returned
+        if returned is not None and self._core.busy == 0:
+            returned.set()  # the last borrowed connection came back to a closing pool
         return openers
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:

@@ -324,15 +324,30 @@ class PoolState:
         busy ones when they come back."""
         self.generation += 1
 
-    def close(self, *, force: bool) -> bool:
+    def drain(self) -> None:
+        """Replace every connection: idle ones are closed now and ``min_size`` is opened
+        afresh; lent ones are closed when they come back (their generation is old)."""
+        self.generation += 1
+        for slot in list(self._all):
+            if slot.state == IDLE:
+                self._remove_idle(slot)
+                self._forget(slot, "drained")
+        self._plan_opens()
+        self._update_calm()
+
+    def close(self, *, force: bool, keep_lent: bool = False) -> bool:
         """Close the pool. Returns False (and changes nothing) if connections are lent and
-        ``force`` is not set; with ``force``, lent connections are closed too."""
-        if self.busy and not force:
+        neither ``force`` nor ``keep_lent`` is set. With ``force``, lent connections are
+        closed too; with ``keep_lent``, each is closed when it comes back. May be called
+        again on a closed pool (to force what was kept)."""
+        if self.busy and not force and not keep_lent:
             return False
         self.closed = True
         for slot in list(self._all):
             if slot.state == IDLE:
                 self._remove_idle(slot)
+            elif not force:
+                continue  # lent: closed by _place when it comes back
             self._forget(slot, "pool closed")
         error = PoolClosed("the pool was closed while this caller waited for a connection")
         for waiter in self._waiters:

@@ -47,6 +47,9 @@ class Pool(PoolBase):
     def __init__(self, connector: Connector, config: PoolConfig) -> None:
         super().__init__(connector, config)
         self._lock = threading.Lock()
+        # Set by a close(timeout=...) that waits for borrowed connections to come back.
+        self._all_returned: threading.Event | None = None
+        self._disposed = False
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -81,25 +84,57 @@ class Pool(PoolBase):
             self.close(force=True)
             raise error
 
-    def close(self, force: bool = False) -> None:
+    def close(self, force: bool = False, timeout: float | None = None) -> None:
         """Close the pool and every connection it holds.
 
         Args:
             force: also close connections that are still borrowed; their leases become
-                unusable. Without it, closing with borrowed connections is refused.
+                unusable. Without it (and without ``timeout``), closing with borrowed
+                connections is refused.
+            timeout: instead, close now for new borrowers (acquires and waiters get
+                `PoolClosed`), wait up to this many seconds for borrowed connections to come
+                back (each is closed as it does), then close what is still out as ``force``.
         Raises:
-            PoolInUse: connections are still borrowed and ``force`` is False.
+            PoolInUse: connections are still borrowed, and neither ``force`` nor ``timeout``
+                was given.
+        """
+        check_timeout("timeout", timeout)
+        returned = None
+        with self._lock:
+            core = self._core
+            if core.closed and not core.busy:
+                return
+            if force or timeout is None:
+                if not core.close(force=force):
+                    raise self._in_use_error()
+            else:
+                core.close(force=False, keep_lent=True)
+                if core.busy:
+                    returned = self._all_returned = threading.Event()
+            effects = self._take_effects()
+        self._run(effects)
+        if returned is not None and not returned.wait(timeout):
+            self.close(force=True)  # what is still out after the grace period
+            return
+        with self._lock:
+            disposable = core.opened == 0 and core.opening == 0 and not self._disposed
+            self._disposed = self._disposed or disposable
+        if disposable:
+            self._connector.dispose()
+
+    def drain(self) -> None:
+        """Replace every connection: idle ones are closed now and ``min_size`` is opened
+        afresh; borrowed ones are closed when they come back. For a server failover, a
+        credential rotation or new session settings.
+        Raises:
+            PoolClosed: the pool is closed.
         """
         with self._lock:
             if self._core.closed:
-                return
-            if not self._core.close(force=force):
-                raise self._in_use_error()
+                raise self._closed_error()
+            self._core.drain()
             effects = self._take_effects()
-            disposable = self._core.opened == 0 and self._core.opening == 0
         self._run(effects)
-        if disposable:
-            self._connector.dispose()
 
     def __enter__(self) -> Pool:
         return self
@@ -457,6 +492,9 @@ class Pool(PoolBase):
                 self._close_quietly(effect.slot.connection, effect.reason)
             elif isinstance(effect, OpenConnections):
                 openers.extend(self._start_openers(effect))
+        returned = self._all_returned
+        if returned is not None and self._core.busy == 0:
+            returned.set()  # the last borrowed connection came back to a closing pool
         return openers
 
     def _start_openers(self, effect: OpenConnections) -> list[threading.Thread]:
