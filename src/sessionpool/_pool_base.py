@@ -9,6 +9,7 @@ twice (see `_sync/pool.py` and `_async/pool.py`; a test holds their public surfa
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Hashable
 from typing import Any, NamedTuple
@@ -81,6 +82,13 @@ class PoolBase:
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
         self.name = config.name or f"pool-{id(self):x}"
+        # Validation on checkout: a slot last used before this moment is checked before it is
+        # handed out. `_ping_interval` is infinite when checks by age are off; the shells
+        # compare against it on their fast lanes, so it is a plain float.
+        self._ping_interval = config.ping_interval if config.ping_interval >= 0 else math.inf
+        # Set to "now" when a disconnect is seen: every connection last used before it is
+        # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
+        self._suspect_before = -math.inf
         _fork.track(self)
 
     # -- figures ---------------------------------------------------------------------------
@@ -181,6 +189,15 @@ class PoolBase:
         )
 
     # -- internals shared by both shells ---------------------------------------------------
+
+    def _needs_check(self, slot: Any, now: float) -> bool:
+        """Whether a slot must pass a liveness check before it is handed out."""
+        last_used: float = slot.last_used
+        return last_used < self._suspect_before or now - last_used > self._ping_interval
+
+    def _saw_disconnect(self, now: float) -> None:
+        """A connection turned out dead: suspect every one last used before ``now``."""
+        self._suspect_before = max(self._suspect_before, now)
 
     def _forget_after_fork(self) -> None:
         """In a forked child: leave every inherited connection alone for good (see `_fork`)

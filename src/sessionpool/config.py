@@ -66,6 +66,12 @@ class PoolConfig:
             the driver connection. A reset that raises or overruns ``reset_timeout`` drops
             the connection.
         reset_timeout: most seconds a reset on return may take.
+        ping_interval: validation on checkout, as cx_Oracle defines it: a connection idle
+            longer than this many seconds is checked (the driver's cheapest correct check)
+            before it is handed out; 0 checks every time, a negative value never. A dead
+            one is dropped and another tried, within the caller's deadline. Whatever this
+            says, once a disconnect has been seen every connection last used before it is
+            checked before its next hand-out.
         ping_timeout: most seconds a liveness check may take.
         on_connect: called once with each new driver connection before first use.
         session_callback: called as ``(connection, requested_tag, actual_tag)`` when the
@@ -85,6 +91,7 @@ class PoolConfig:
     idle_order: IdleOrder = "lifo"
     reset_on_return: ResetOnReturn = "rollback"
     reset_timeout: float = 5.0
+    ping_interval: float = 60.0
     ping_timeout: float = 5.0
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
@@ -108,6 +115,13 @@ class PoolConfig:
         check_timeout("wait_timeout", self.wait_timeout)
         _check_limit("reset_timeout", self.reset_timeout)
         _check_limit("ping_timeout", self.ping_timeout)
+        if isinstance(self.ping_interval, bool) or not isinstance(self.ping_interval, (int, float)):
+            raise ConfigError(
+                f"ping_interval must be a number of seconds (negative: never), "
+                f"not {type(self.ping_interval).__name__} {self.ping_interval!r}"
+            )
+        if math.isnan(self.ping_interval):
+            raise ConfigError("ping_interval must be a number of seconds, not nan")
         reset = self.reset_on_return
         if reset is not None and not callable(reset):
             _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
@@ -174,6 +188,7 @@ _TEXT_KINDS: dict[str, type] = {
     "wait_timeout": float,
     "reset_timeout": float,
     "ping_timeout": float,
+    "ping_interval": float,
     "reset_on_return": str,
     "name": str,
 }

@@ -112,6 +112,7 @@ class AsyncLease:
         if slot is None:
             return
         if exc is not None and self._pool.is_disconnect(exc, slot.connection):
+            self._pool._saw_disconnect(monotonic())  # the others may be dead too
             await self.drop()  # the block failed because the connection died
             return
         await self.release()

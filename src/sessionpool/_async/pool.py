@@ -240,6 +240,7 @@ class AsyncPool(PoolBase):
             await driver.ping(slot.connection, timeout)
         except Exception as exc:
             if driver.is_disconnect(exc, slot.connection):
+                self._saw_disconnect(monotonic())
                 return False
             raise
         return True
@@ -263,6 +264,12 @@ class AsyncPool(PoolBase):
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             slot = await self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
+            if self._needs_check(slot, monotonic()) and not await self._check_or_drop(
+                slot, deadline
+            ):
+                if deadline is not None and loop.time() >= deadline:
+                    raise self._timeout_error(timeout, self._figures())
+                continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
                 break
             if not self._connector.driver.full_reset_in_place:
@@ -284,6 +291,47 @@ class AsyncPool(PoolBase):
         if slot.tag != wanted_tag and self._session_callback is not None:
             await self._run_session_callback(lease, wanted_tag)
         return lease
+
+    async def _acquire_checked(self, slot: Slot, timeout: float | None) -> AsyncLease:
+        """The fast lane's slot needs a liveness check first (see `Pool._acquire_checked`)."""
+        if timeout is DEFAULT:
+            timeout = self._config.wait_timeout
+        loop = self._bind_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if await self._check_or_drop(slot, deadline):
+            lease: AsyncLease = _new_lease(slot.lease_class)
+            lease._slot = slot
+            lease._pool = self
+            lease.tag = None
+            return lease
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        return await self._acquire(remaining, None, False, None, None, None, None)
+
+    async def _check_or_drop(self, slot: Slot, deadline: float | None) -> bool:
+        """Check a lent slot's connection is alive within ``ping_timeout`` and the deadline;
+        a dead one is dropped (False) and every connection used before now is suspect. A
+        cancellation during the check drops the connection too (its state is unknown)."""
+        limit = self._config.ping_timeout
+        if deadline is not None:
+            assert self._loop is not None
+            limit = max(0.001, min(limit, deadline - self._loop.time()))
+        try:
+            await self._connector.driver.ping(slot.connection, limit)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._saw_disconnect(monotonic())
+                logger.info(
+                    "pool %r: a connection failed its check before hand-out (%s: %s); dropped",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                )
+            self._discard(slot, "failed its check")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.last_used = monotonic()
+        return True
 
     async def _obtain(
         self,
@@ -412,6 +460,8 @@ class AsyncPool(PoolBase):
                 if not isinstance(exc, Exception):
                     raise
                 return False
+            if driver.is_disconnect(exc, connection):
+                self._saw_disconnect(monotonic())
             logger.warning(
                 "pool %r: reset on return failed (%s: %s); dropping that connection",
                 self.name,
@@ -595,6 +645,13 @@ class _Acquire:
                 if slot.generation == core.generation:
                     slot.state = BUSY
                     slot.uses += 1
+                    last_used = slot.last_used
+                    if (
+                        last_used < pool._suspect_before
+                        or monotonic() - last_used > pool._ping_interval
+                    ):
+                        checked = pool._acquire_checked(slot, self._arguments[0])
+                        return (yield from checked.__await__())
                     lease: AsyncLease = _new_lease(slot.lease_class)
                     lease._slot = slot
                     lease._pool = pool
@@ -623,6 +680,7 @@ class _Acquire:
             return
         pool = self._pool
         if exc is not None and pool.is_disconnect(exc, slot.connection):
+            pool._saw_disconnect(monotonic())  # the others may be dead too: check them
             await lease.drop()  # the block failed because the connection died
             return
         core = pool._core

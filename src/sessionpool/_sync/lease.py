@@ -130,7 +130,9 @@ class Lease:
         if slot is None:
             return
         if exc is not None and self._pool.is_disconnect(exc, slot.connection):
-            # The block failed because the connection died: it must not go back.
+            # The block failed because the connection died: it must not go back, and the
+            # others last used before now may be dead too (checked at their next hand-out).
+            self._pool._saw_disconnect(monotonic())
             self.drop()
             return
         self.release()

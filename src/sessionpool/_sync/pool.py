@@ -191,8 +191,8 @@ class Pool(PoolBase):
             and purity is None
         ):
             # Hot path, the core's fast lane run inline (see _core/state.py): lock, pop,
-            # compare generation, unlock, wrap. Explicit acquire/release rather than `with`:
-            # on CPython 3.11 the `with` form costs twice as much here.
+            # compare generation, unlock, check age, wrap. Explicit acquire/release rather
+            # than `with`: on CPython 3.11 the `with` form costs twice as much here.
             core = self._core
             self._lock.acquire()
             if core.fast_idle:
@@ -201,6 +201,12 @@ class Pool(PoolBase):
                     slot.state = BUSY
                     slot.uses += 1
                     self._lock.release()
+                    last_used = slot.last_used
+                    if (
+                        last_used < self._suspect_before
+                        or monotonic() - last_used > self._ping_interval
+                    ):
+                        return self._acquire_checked(slot, timeout)
                     lease: Lease = _new_lease(slot.lease_class)
                     lease._slot = slot
                     lease._pool = self
@@ -260,6 +266,7 @@ class Pool(PoolBase):
             driver.ping(slot.connection, timeout)
         except Exception as exc:
             if driver.is_disconnect(exc, slot.connection):
+                self._saw_disconnect(monotonic())
                 return False
             raise
         return True
@@ -282,6 +289,10 @@ class Pool(PoolBase):
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
+            if self._needs_check(slot, monotonic()) and not self._check_or_drop(slot, deadline):
+                if deadline is not None and monotonic() >= deadline:
+                    raise self._timeout_error(timeout, self._figures())
+                continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
                 break
             if not self._connector.driver.full_reset_in_place:
@@ -372,6 +383,45 @@ class Pool(PoolBase):
         assert request.slot is not None
         return request.slot
 
+    def _acquire_checked(self, slot: Slot, timeout: float | None) -> Lease:
+        """The fast lane's slot needs a liveness check first: check it, and if it is dead
+        go the slow way for another, within the caller's deadline."""
+        if timeout is DEFAULT:
+            timeout = self._config.wait_timeout
+        deadline = None if timeout is None else monotonic() + timeout
+        if self._check_or_drop(slot, deadline):
+            lease: Lease = _new_lease(slot.lease_class)
+            lease._slot = slot
+            lease._pool = self
+            lease.tag = None
+            return lease
+        remaining = None if deadline is None else max(0.0, deadline - monotonic())
+        return self._acquire_slow(remaining, None, False, None, None, None, None)
+
+    def _check_or_drop(self, slot: Slot, deadline: float | None) -> bool:
+        """Check a lent slot's connection is alive, within ``ping_timeout`` and the
+        deadline. A dead one is dropped (False), and every connection last used before now
+        becomes suspect."""
+        limit = self._config.ping_timeout
+        if deadline is not None:
+            limit = max(0.001, min(limit, deadline - monotonic()))
+        try:
+            self._connector.driver.ping(slot.connection, limit)
+        except BaseException as exc:
+            self._saw_disconnect(monotonic())
+            logger.info(
+                "pool %r: a connection failed its check before hand-out (%s: %s); dropped",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            self._discard(slot, "failed its check")
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        slot.last_used = monotonic()
+        return True
+
     def _withdraw(self, request: Request) -> None:
         with self._lock:
             slot = self._core.cancel(request, timed_out=False)
@@ -421,6 +471,8 @@ class Pool(PoolBase):
                 if not isinstance(exc, Exception):
                     raise
                 return False
+            if driver.is_disconnect(exc, connection):
+                self._saw_disconnect(monotonic())
             logger.warning(
                 "pool %r: reset on return failed (%s: %s); dropping that connection",
                 self.name,
