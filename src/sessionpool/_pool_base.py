@@ -86,6 +86,7 @@ class PoolBase:
         # handed out. `_ping_interval` is infinite when checks by age are off; the shells
         # compare against it on their fast lanes, so it is a plain float.
         self._ping_interval = config.ping_interval if config.ping_interval >= 0 else math.inf
+        self._check_age = config.ping_interval >= 0  # False: the fast lanes read no clock
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf
@@ -193,7 +194,9 @@ class PoolBase:
     def _needs_check(self, slot: Any, now: float) -> bool:
         """Whether a slot must pass a liveness check before it is handed out."""
         last_used: float = slot.last_used
-        return last_used < self._suspect_before or now - last_used > self._ping_interval
+        return last_used < self._suspect_before or (
+            self._check_age and now - last_used > self._ping_interval
+        )
 
     def _saw_disconnect(self, now: float) -> None:
         """A connection turned out dead: suspect every one last used before ``now``."""

@@ -646,9 +646,8 @@ class _Acquire:
                     slot.state = BUSY
                     slot.uses += 1
                     last_used = slot.last_used
-                    if (
-                        last_used < pool._suspect_before
-                        or monotonic() - last_used > pool._ping_interval
+                    if last_used < pool._suspect_before or (
+                        pool._check_age and monotonic() - last_used > pool._ping_interval
                     ):
                         checked = pool._acquire_checked(slot, self._arguments[0])
                         return (yield from checked.__await__())

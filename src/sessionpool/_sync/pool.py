@@ -202,9 +202,8 @@ class Pool(PoolBase):
                     slot.uses += 1
                     self._lock.release()
                     last_used = slot.last_used
-                    if (
-                        last_used < self._suspect_before
-                        or monotonic() - last_used > self._ping_interval
+                    if last_used < self._suspect_before or (
+                        self._check_age and monotonic() - last_used > self._ping_interval
                     ):
                         return self._acquire_checked(slot, timeout)
                     lease: Lease = _new_lease(slot.lease_class)
