@@ -14,7 +14,9 @@ Rules kept here (each is checked by tests/core):
    that accepts it, never to a later caller. Hence an idle slot never sits beside a waiter that
    would accept it, and a new caller taking an idle slot never overtakes anyone.
 4. Generations: ``invalidate()`` bumps the generation in O(1); a slot of an older generation is
-   never granted again: it is closed when found idle or when it comes back.
+   never granted again: it is closed when found idle or when it comes back. ``drain()`` does
+   the same and closes the idle ones at once. (Suspicion after a disconnect, which checks
+   connections instead of replacing them, is the shells' business: it needs a clock and I/O.)
 5. A waiter ends with exactly one of a slot or an error; ``cancel`` of a request the core has
    already served returns that slot so the caller can keep it or give it back.
 
@@ -28,7 +30,8 @@ shell may run that lane inline under its lock instead of calling `acquire`/`rele
 * release: if ``calm`` is true and the slot is untagged, of key None and of the current
   generation, set ``last_used``, ``tag`` = None and state IDLE, and append it to
   ``fast_idle``; otherwise call `release`. (While ``calm``, a lent slot is always BUSY: only
-  ``close(force=True)`` closes lent slots, and a closed pool is never calm.)
+  ``close(force=True)`` closes lent slots, and a closed pool is never calm; a pool closed with
+  ``keep_lent`` closes each lent slot when it comes back.)
 
 These are exactly the first branches of `acquire` and `release`, which remain complete on
 their own. ``busy`` and ``acquires`` are derived when read instead of counted, and the
