@@ -1296,3 +1296,48 @@ def test_a_failed_open_leaves_no_waiter_stranded(
     assert opens(effects) == [OpenConnections(None, 1)], "the waiter is stranded"
     fulfil(state, effects)
     assert waiter.slot is not None
+
+
+def test_close_keeping_lent_slots_closes_each_when_it_comes_back() -> None:
+    state = make(max_size=3)
+    lent = borrow_many(state, 2)
+    state.release(borrow(state), 1.0)  # the third: idle
+    assert state.close(force=False, keep_lent=True) is True
+    assert len(closes(take(state))) == 1, "the idle one is closed at once"
+    assert state.closed and state.busy == 2 and not state.calm
+    assert state.enqueue(Request(None, None, False), "wait") == "closed"
+    state.release(lent[0], 2.0)
+    assert [effect.slot for effect in closes(take(state))] == [lent[0]]
+    assert state.busy == 1
+    assert state.close(force=True) is True  # what is still out, closed on demand
+    assert [effect.slot for effect in closes(take(state))] == [lent[1]]
+    assert (state.opened, state.busy) == (0, 0)
+
+
+def test_close_keeping_lent_slots_fails_waiters() -> None:
+    state = make(max_size=1)
+    borrow(state)
+    waiter = wait(state)
+    take(state)
+    assert state.close(force=False, keep_lent=True) is True
+    assert woken(take(state)) == [waiter]
+    assert isinstance(waiter.error, PoolClosed) and state.waiting == 0
+
+
+def test_drain_closes_idle_slots_now_and_lent_ones_on_return() -> None:
+    state = started(min_size=2, max_size=3)
+    lent = borrow(state)
+    idle = [slot for slot in state.slots() if slot is not lent]
+    generation = state.generation
+    state.drain()
+    effects = take(state)
+    assert {effect.slot for effect in closes(effects)} == set(idle)
+    assert opens(effects) == [OpenConnections(None, 1)], "min_size counts the lent one"
+    assert state.generation == generation + 1
+    fulfil(state, effects)
+    state.release(lent, 1.0)
+    effects = take(state)
+    assert [effect.slot for effect in closes(effects)] == [lent], "stale: closed on return"
+    fulfil(state, effects)
+    assert (state.opened, state.idle) == (2, 2)
+    assert all(slot.generation == generation + 1 for slot in state.slots())
