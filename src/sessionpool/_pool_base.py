@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import random
 from collections.abc import Hashable
 from typing import Any, NamedTuple
 
@@ -87,6 +88,9 @@ class PoolBase:
         # compare against it on their fast lanes, so it is a plain float.
         self._ping_interval = config.ping_interval if config.ping_interval >= 0 else math.inf
         self._check_age = config.ping_interval >= 0  # False: the fast lanes read no clock
+        # Retirement on return; infinite limits keep the return path's two comparisons cheap.
+        self._max_uses: float = math.inf if config.max_uses is None else config.max_uses
+        self._max_lifetime = config.max_lifetime
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf
@@ -197,6 +201,13 @@ class PoolBase:
         return last_used < self._suspect_before or (
             self._check_age and now - last_used > self._ping_interval
         )
+
+    def _lifetime_from(self, now: float) -> float:
+        """When a connection opened ``now`` expires: ``max_lifetime`` less 0-2.5% jitter."""
+        lifetime = self._max_lifetime
+        if lifetime is None:
+            return math.inf
+        return now + lifetime * (1.0 - random.uniform(0.0, 0.025))
 
     def _saw_disconnect(self, now: float) -> None:
         """A connection turned out dead: suspect every one last used before ``now``."""

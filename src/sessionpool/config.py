@@ -73,6 +73,12 @@ class PoolConfig:
             says, once a disconnect has been seen every connection last used before it is
             checked before its next hand-out.
         ping_timeout: most seconds a liveness check may take.
+        max_lifetime: seconds after which a connection is retired (SQLAlchemy's
+            ``recycle``, cx_Oracle's ``max_lifetime_session``), less a random 0-2.5% so
+            that connections opened together do not all expire together. A borrowed one is
+            never closed for age: it is retired when it comes back. None: no limit.
+        max_uses: borrows after which a connection is retired when it comes back. None: no
+            limit.
         on_connect: called once with each new driver connection before first use.
         session_callback: called as ``(connection, requested_tag, actual_tag)`` when the
             session handed out carries another tag than the one asked for.
@@ -93,6 +99,8 @@ class PoolConfig:
     reset_timeout: float = 5.0
     ping_interval: float = 60.0
     ping_timeout: float = 5.0
+    max_lifetime: float | None = None
+    max_uses: int | None = None
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
     homogeneous: bool = True
@@ -122,6 +130,10 @@ class PoolConfig:
             )
         if math.isnan(self.ping_interval):
             raise ConfigError("ping_interval must be a number of seconds, not nan")
+        if self.max_lifetime is not None:
+            _check_limit("max_lifetime", self.max_lifetime)
+        if self.max_uses is not None:
+            _check_int("max_uses", self.max_uses, lowest=1)
         reset = self.reset_on_return
         if reset is not None and not callable(reset):
             _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
@@ -189,10 +201,12 @@ _TEXT_KINDS: dict[str, type] = {
     "reset_timeout": float,
     "ping_timeout": float,
     "ping_interval": float,
+    "max_lifetime": float,
+    "max_uses": int,
     "reset_on_return": str,
     "name": str,
 }
-_NONE_ALLOWED = frozenset({"wait_timeout", "reset_on_return", "name"})
+_NONE_ALLOWED = frozenset({"wait_timeout", "reset_on_return", "name", "max_lifetime", "max_uses"})
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOL_WORDS.update({"0": False, "false": False, "no": False, "off": False})
 

@@ -2278,3 +2278,39 @@ async def test_drain_replaces_every_connection(
     await pool.close()
     with pytest.raises(sessionpool.PoolClosed):
         await pool.drain()
+
+
+# == lifetimes ===============================================================================
+
+
+@pytest.mark.parametrize("form", ["async with", "release"])
+async def test_max_uses_and_lifetime_retire_on_return(
+    make_async_pool: AsyncPoolFactory, db: FakeDatabase, form: str
+) -> None:
+    pool = await make_async_pool(min_size=1, max_size=1, max_uses=2, max_lifetime=0.2)
+    seen = []
+    for _ in range(2):
+        if form == "async with":
+            async with pool.acquire() as lease:
+                seen.append(lease._slot.connection)
+        else:
+            lease = await pool.acquire()
+            seen.append(lease._slot.connection)
+            await lease.release()
+    await settle(pool)
+    assert seen[0] is seen[1] and seen[0].closed, "retired on its second return"
+    await eventually(lambda: pool.idle == 1, "replaced")
+    if form == "async with":
+        async with pool.acquire() as lease:
+            conn = lease._slot.connection
+            await asyncio.sleep(0.25)
+            assert not conn.closed, "never closed for age while borrowed"
+    else:
+        lease = await pool.acquire()
+        conn = lease._slot.connection
+        await asyncio.sleep(0.25)
+        assert not conn.closed, "never closed for age while borrowed"
+        await lease.release()
+    await settle(pool)
+    assert conn.closed, "its lifetime was spent: retired when it came back"
+    await assert_consistent(pool, db, leases_out=0)

@@ -457,3 +457,55 @@ def test_drain_replaces_every_connection(make_pool: PoolFactory, db: FakeDatabas
     pool.close()
     with pytest.raises(sessionpool.PoolClosed):
         pool.drain()
+
+
+# -- lifetimes ------------------------------------------------------------------------------
+
+
+def test_max_uses_retires_a_connection_when_it_comes_back(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=1, max_size=1, max_uses=3)
+    first = None
+    for _ in range(3):
+        with pool.acquire() as lease:
+            first = first or lease._slot.connection
+    assert first.closed, "retired on its third return"
+    eventually(lambda: pool.idle == 1, "min_size opened afresh")
+    with pool.acquire() as lease:
+        assert lease._slot.connection is not first
+    assert_consistent(pool, db)
+
+
+def test_max_lifetime_never_closes_a_borrowed_connection(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    pool = make_pool(min_size=1, max_size=1, max_lifetime=0.2)
+    lease = pool.acquire()
+    conn = lease.driver_connection
+    time.sleep(0.25)
+    lease.cursor().execute("select 1")  # past its lifetime, still the borrower's
+    assert not conn.closed
+    lease.release()
+    assert conn.closed, "retired when it came back"
+    eventually(lambda: pool.idle == 1, "replaced")
+    with pool.acquire() as again:
+        assert again.driver_connection is not conn
+    assert_consistent(pool, db)
+
+
+def test_max_lifetime_is_jittered_so_connections_do_not_expire_together(
+    make_pool: PoolFactory,
+) -> None:
+    pool = make_pool(min_size=20, max_size=20, max_lifetime=100.0)
+    ages = [slot.expires_at - slot.created_at for slot in pool._core.slots()]
+    assert all(97.5 <= age <= 100.0 for age in ages), ages
+    assert len(set(ages)) == len(ages), "no two connections expire at the same moment"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("max_lifetime", 0), ("max_lifetime", -1), ("max_uses", 0)]
+)
+def test_lifetime_settings_are_checked(make_pool: PoolFactory, setting: str, value: int) -> None:
+    with pytest.raises(sessionpool.ConfigError, match=setting):
+        make_pool(**{setting: value})

@@ -76,6 +76,9 @@ class AsyncLease:
         if pool._thread != get_ident():
             pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
+        if monotonic() >= slot.expires_at or slot.uses >= pool._max_uses:
+            pool._discard(slot, "retired")  # its lifetime or its uses are spent
+            return
         if slot.dirty:
             # Settled here when the driver can tell locally that nothing needs resetting
             # (no coroutine for the common case); else the pool resets, or drops on failure.

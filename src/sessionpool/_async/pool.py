@@ -508,6 +508,7 @@ class AsyncPool(PoolBase):
             old, slot.connection = slot.connection, connection
             slot.lease_class = async_lease_class_for(connection)
             slot.created_at = monotonic()
+            slot.expires_at = self._lifetime_from(slot.created_at)
             self._spawn(self._close_quietly(old, "replaced by a full reset"))
             if slot.state == CLOSED:
                 self._spawn(self._close_quietly(connection, "pool closed"))
@@ -571,8 +572,10 @@ class AsyncPool(PoolBase):
             if not isinstance(exc, Exception):
                 raise
             return
-        slot = self._core.opened_connection(key, connection, monotonic(), request)
+        now = monotonic()
+        slot = self._core.opened_connection(key, connection, now, request)
         slot.lease_class = async_lease_class_for(connection)
+        slot.expires_at = self._lifetime_from(now)
         self._run(self._take_effects())
 
     async def _call_on_connect(self, connection: Any) -> None:
@@ -683,8 +686,11 @@ class _Acquire:
             await lease.drop()  # the block failed because the connection died
             return
         core = pool._core
+        now = monotonic()
         if (
             lease.tag is None
+            and now < slot.expires_at
+            and slot.uses < pool._max_uses
             and core.calm
             and slot.key is None
             and slot.generation == core.generation
@@ -701,7 +707,7 @@ class _Acquire:
             lease._slot = None
             if slot.dirty:
                 slot.dirty = slot.fresh = False
-            slot.last_used = monotonic()
+            slot.last_used = now
             slot.state = IDLE
             core.fast_idle.append(slot)
             return

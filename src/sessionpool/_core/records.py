@@ -10,6 +10,8 @@ from typing import Any
 
 __all__ = ["BUSY", "CLOSED", "IDLE", "Request", "Slot"]
 
+_FOREVER = float("inf")
+
 # Slot states. Ints, not an Enum: they are compared on the acquire/release hot path.
 IDLE = 0
 BUSY = 1
@@ -30,6 +32,7 @@ class Slot:
         "connection",
         "created_at",
         "dirty",
+        "expires_at",
         "fresh",
         "generation",
         "key",
@@ -52,6 +55,9 @@ class Slot:
         # The shell hands over a new connection already reset (after its on_connect).
         self.dirty = False
         self.fresh = True
+        # Owned by the shell: when the connection is retired on its next return (its
+        # lifetime, jittered); infinite when lifetimes are off.
+        self.expires_at = _FOREVER
         # Owned by the shell: the handle class it wraps this connection in, chosen once
         # from the driver connection's type so the acquire path does no lookup.
         self.lease_class: Any = None

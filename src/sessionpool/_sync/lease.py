@@ -81,9 +81,13 @@ class Lease:
             # Checked while the lease is still out: a malformed tag raises and loses nothing.
             tag = pool._normalize_tag(tag)
         self._slot = None
+        now = monotonic()
+        if now >= slot.expires_at or slot.uses >= pool._max_uses:
+            # Its lifetime or its uses are spent: retired, not reset.
+            pool._discard(slot, "retired")
+            return
         if slot.dirty and not pool._after_use(slot):
             return
-        now = monotonic()
         core = pool._core
         lock = pool._lock
         lock.acquire()

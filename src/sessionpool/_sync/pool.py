@@ -517,6 +517,7 @@ class Pool(PoolBase):
             old, slot.connection = slot.connection, connection
             slot.lease_class = lease_class_for(connection)
             slot.created_at = monotonic()
+            slot.expires_at = self._lifetime_from(slot.created_at)
             self._close_quietly(old, "replaced by a full reset")
             if slot.state == CLOSED:  # the pool was force-closed meanwhile
                 self._close_quietly(connection, "pool closed")
@@ -590,9 +591,11 @@ class Pool(PoolBase):
                 self._report_open_failure(key, exc, request)
                 return
         lease_class = lease_class_for(connection)
+        expires_at = self._lifetime_from(monotonic())
         with self._lock:
             slot = self._core.opened_connection(key, connection, monotonic(), request)
             slot.lease_class = lease_class
+            slot.expires_at = expires_at
             effects = self._take_effects()
         self._run(effects)
 
