@@ -91,6 +91,7 @@ class PoolBase:
         # Retirement on return; infinite limits keep the return path's two comparisons cheap.
         self._max_uses: float = math.inf if config.max_uses is None else config.max_uses
         self._max_lifetime = config.max_lifetime
+        self._retiring = config.max_uses is not None or config.max_lifetime is not None
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf

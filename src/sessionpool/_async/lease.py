@@ -76,7 +76,7 @@ class AsyncLease:
         if pool._thread != get_ident():
             pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
-        if monotonic() >= slot.expires_at or slot.uses >= pool._max_uses:
+        if pool._retiring and (monotonic() >= slot.expires_at or slot.uses >= pool._max_uses):
             pool._discard(slot, "retired")  # its lifetime or its uses are spent
             return
         if slot.dirty:

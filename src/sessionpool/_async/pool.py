@@ -689,8 +689,7 @@ class _Acquire:
         now = monotonic()
         if (
             lease.tag is None
-            and now < slot.expires_at
-            and slot.uses < pool._max_uses
+            and not (pool._retiring and (now >= slot.expires_at or slot.uses >= pool._max_uses))
             and core.calm
             and slot.key is None
             and slot.generation == core.generation

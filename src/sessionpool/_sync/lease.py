@@ -82,7 +82,7 @@ class Lease:
             tag = pool._normalize_tag(tag)
         self._slot = None
         now = monotonic()
-        if now >= slot.expires_at or slot.uses >= pool._max_uses:
+        if pool._retiring and (now >= slot.expires_at or slot.uses >= pool._max_uses):
             # Its lifetime or its uses are spent: retired, not reset.
             pool._discard(slot, "retired")
             return
