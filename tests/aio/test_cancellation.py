@@ -42,7 +42,7 @@ ROOT = str(Path(__file__).resolve().parents[2])
 HOST = "127.0.0.1"
 DATABASE = "test"
 #: Seconds a helper waits for the server to catch up with something that already happened.
-SERVER_PATIENCE = 3.0
+SERVER_PATIENCE = 10.0  # polled: only a slow, loaded server uses it up
 
 # -- server side: who is connected, as PostgreSQL sees it ---------------------------------------
 
@@ -75,8 +75,10 @@ async def wait_sessions(
 
 
 async def assert_server_drops_to_zero(monitor: asyncpg.Connection, app: str) -> None:
-    left = await wait_sessions(monitor, app, lambda s: not s, timeout=2.0)
-    assert left == {}, f"server sessions of {app} still there 2 s after close: {left}"
+    # Polled: returns as soon as the server shows none. The bound is generous because a
+    # loaded server (CI shares the machine) may register backend exits late.
+    left = await wait_sessions(monitor, app, lambda s: not s, timeout=10.0)
+    assert left == {}, f"server sessions of {app} still there 10 s after close: {left}"
 
 
 def all_idle(expected: set[int]) -> Callable[[dict[int, str]], bool]:
@@ -610,9 +612,9 @@ async def storm_and_check(variant: Variant, app: str) -> dict[str, Any]:
 
         await pool.close(force=bool(core.busy))
         await drain(pool)
-        left = await wait_sessions(monitor, app, lambda s: not s, timeout=2.0)
+        left = await wait_sessions(monitor, app, lambda s: not s, timeout=10.0)
         if left:
-            problems.append(f"server sessions left 2 s after close: {left}")
+            problems.append(f"server sessions left 10 s after close: {left}")
     finally:
         await pool.close(force=True)
         await monitor.close()
