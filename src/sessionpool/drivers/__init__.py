@@ -1,5 +1,6 @@
-"""Driver adapters: one small Connector per driver (connect, close; more in later issues)."""
+"""Driver adapters: what the pools need from each driver (checks, resets, disconnect codes),
+one module per database, threaded and asyncio; `registry`/`async_registry` pick them by URL."""
 
-from .base import Connector, CreatorConnector
+from .base import Connector, CreatorConnector, Driver
 
-__all__ = ["Connector", "CreatorConnector"]
+__all__ = ["Connector", "CreatorConnector", "Driver"]

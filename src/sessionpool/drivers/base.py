@@ -42,7 +42,7 @@ class Driver:
     name = "generic"
     #: The pip extra that installs it, for the "install ..." error.
     extra = ""
-    #: What the session-state reset leaves or clears, for documentation and `describe`.
+    #: Whether `full_reset` works in place (else the pool reopens the connection).
     full_reset_in_place = False
 
     def __init__(self, module: ModuleType | None = None) -> None:
