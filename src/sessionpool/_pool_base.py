@@ -9,10 +9,12 @@ twice (see `_sync/pool.py` and `_async/pool.py`; a test holds their public surfa
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import random
 from collections.abc import Hashable
+from time import monotonic
 from typing import Any, NamedTuple
 
 from . import _fork
@@ -25,6 +27,8 @@ from .config import PoolConfig, check_timeout, check_when_exhausted
 from .errors import ForeignLease, PoolClosed, PoolExhausted, PoolInUse, PoolTimeout, UsageError
 
 __all__ = ["DEFAULT", "PoolBase", "UserKey"]
+
+logger = logging.getLogger("sessionpool.pool")
 
 
 class _Default:
@@ -209,6 +213,27 @@ class PoolBase:
         if lifetime is None:
             return math.inf
         return now + lifetime * (1.0 - random.uniform(0.0, 0.025))
+
+    def _drop_failed(self, slot: Any, error: BaseException, what: str, suspect: bool) -> None:
+        """A reset or check on a lent slot failed: its session state is unknown, so drop the
+        connection and say why. ``suspect`` also makes every connection used before now
+        suspect. What is not an Exception (a cancellation, an interrupt) is raised again."""
+        if suspect:
+            self._saw_disconnect(monotonic())
+        logger.warning(
+            "pool %r: %s failed (%s: %s); dropping that connection",
+            self.name,
+            what,
+            type(error).__name__,
+            error,
+        )
+        self._discard(slot, f"{what} failed")
+        if not isinstance(error, Exception):
+            raise error
+
+    def _discard(self, slot: Any, reason: str) -> None:
+        """Forget a lent slot and close its connection (each shell runs the effects)."""
+        raise NotImplementedError
 
     def _saw_disconnect(self, now: float) -> None:
         """A connection turned out dead: suspect every one last used before ``now``."""

@@ -318,17 +318,9 @@ class AsyncPool(PoolBase):
         try:
             await self._connector.driver.ping(slot.connection, limit)
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                self._saw_disconnect(monotonic())
-                logger.info(
-                    "pool %r: a connection failed its check before hand-out (%s: %s); dropped",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                )
-            self._discard(slot, "failed its check")
-            if not isinstance(exc, Exception):
-                raise
+            # A cancellation drops the connection too, but says nothing of the others.
+            suspect = isinstance(exc, Exception)
+            self._drop_failed(slot, exc, "the check before hand-out", suspect)
             return False
         slot.last_used = monotonic()
         return True
@@ -460,17 +452,7 @@ class AsyncPool(PoolBase):
                 if not isinstance(exc, Exception):
                     raise
                 return False
-            if driver.is_disconnect(exc, connection):
-                self._saw_disconnect(monotonic())
-            logger.warning(
-                "pool %r: reset on return failed (%s: %s); dropping that connection",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(slot, "reset failed")
-            if not isinstance(exc, Exception):
-                raise
+            self._drop_failed(slot, exc, "reset on return", driver.is_disconnect(exc, connection))
             return False
         slot.dirty = False
         return True
@@ -479,15 +461,7 @@ class AsyncPool(PoolBase):
         try:
             await self._refresh(slot, limit)
         except BaseException as exc:
-            logger.warning(
-                "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(slot, "full reset failed")
-            if not isinstance(exc, Exception):
-                raise
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
             return False
         slot.dirty = False
         return True

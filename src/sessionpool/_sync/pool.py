@@ -407,16 +407,7 @@ class Pool(PoolBase):
         try:
             self._connector.driver.ping(slot.connection, limit)
         except BaseException as exc:
-            self._saw_disconnect(monotonic())
-            logger.info(
-                "pool %r: a connection failed its check before hand-out (%s: %s); dropped",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(slot, "failed its check")
-            if not isinstance(exc, Exception):
-                raise
+            self._drop_failed(slot, exc, "the check before hand-out", suspect=True)
             return False
         slot.last_used = monotonic()
         return True
@@ -470,17 +461,7 @@ class Pool(PoolBase):
                 if not isinstance(exc, Exception):
                     raise
                 return False
-            if driver.is_disconnect(exc, connection):
-                self._saw_disconnect(monotonic())
-            logger.warning(
-                "pool %r: reset on return failed (%s: %s); dropping that connection",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(slot, "reset failed")
-            if not isinstance(exc, Exception):
-                raise
+            self._drop_failed(slot, exc, "reset on return", driver.is_disconnect(exc, connection))
             return False
         slot.dirty = False
         return True
@@ -490,15 +471,7 @@ class Pool(PoolBase):
         try:
             self._refresh(slot, limit)
         except BaseException as exc:
-            logger.warning(
-                "pool %r: full reset for purity='new' failed (%s: %s); dropping that connection",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(slot, "full reset failed")
-            if not isinstance(exc, Exception):
-                raise
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
             return False
         slot.dirty = False
         return True
