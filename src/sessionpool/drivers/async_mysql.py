@@ -7,14 +7,13 @@ database, autocommit mode), errors are classified by the same codes.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ..errors import ConnectionDead
 from ..url import URL
 from .async_base import AsyncURLDriver, within
-from .base import ArgumentKind, convert_arguments
-from .mysql import is_mysql_disconnect
+from .base import convert_arguments, with_credentials
+from .mysql import connect_kinds, is_mysql_disconnect, mysql_url_values
 
 __all__ = ["AiomysqlDriver"]
 
@@ -37,40 +36,28 @@ class AiomysqlDriver(AsyncURLDriver):
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         assert self.module is not None
-        values: dict[str, Any] = {}
-        if url.host is not None and url.host.startswith("/"):
-            values["unix_socket"] = url.host
-        elif url.host is not None:
-            values["host"] = url.host
-        if url.port is not None:
-            values["port"] = url.port
-        if url.database is not None:
-            values["db"] = url.database
-        if url.username is not None:
-            values["user"] = url.username
-        if url.password is not None:
-            values["password"] = url.password
+        values = mysql_url_values(url, "db", "password")
         values.update(url.query)
         values.update(connect_args)
         if "database" in values:  # accept the PyMySQL spelling too
             values["db"] = values.pop("database")
-        kinds: dict[str, ArgumentKind | None] = {}
-        for name, parameter in inspect.signature(self.module.connect).parameters.items():
-            default = parameter.default
-            kinds[name] = type(default) if isinstance(default, (bool, int, float)) else str
-        kinds.update({"ssl": None, "conv": None, "cursorclass": None, "loop": None})
-        kinds.update({"connect_timeout": float, "autocommit": bool, "local_infile": bool})
+        kinds = connect_kinds(
+            self.module.connect,
+            {
+                "ssl": None,
+                "conv": None,
+                "cursorclass": None,
+                "loop": None,
+                "connect_timeout": float,
+                "autocommit": bool,
+                "local_infile": bool,
+            },
+        )
         return convert_arguments(values, kinds, self.name)
 
     async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        if user is not None or password is not None:
-            arguments = dict(arguments)
-            if user is not None:
-                arguments["user"] = user
-            if password is not None:
-                arguments["password"] = password
-        return await self.module.connect(**arguments)
+        return await self.module.connect(**with_credentials(arguments, user, password))
 
     async def opened(self, connection: Any) -> None:
         if self._fresh_autocommit is None:

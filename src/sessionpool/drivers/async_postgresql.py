@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from ..errors import ConnectionDead
 from ..url import URL
 from .async_base import AsyncURLDriver, finish_detached, within
-from .base import ArgumentKind, convert_arguments
-from .postgresql import _LIBPQ_KEYWORDS, is_postgresql_disconnect
+from .base import ArgumentKind, convert_arguments, with_credentials
+from .postgresql import PsycopgDriver, is_postgresql_disconnect, libpq_arguments
 
 __all__ = ["AsyncpgDriver", "AsyncPsycopgDriver"]
 
@@ -26,34 +26,6 @@ _ASYNCPG_RESET = (
     "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DISCARD TEMP; "
     "DISCARD SEQUENCES; DISCARD PLANS"
 )
-
-
-def _url_values(url: URL, database_key: str) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if url.host is not None:
-        values["host"] = url.host
-    if url.port is not None:
-        values["port"] = url.port
-    if url.database is not None:
-        values[database_key] = url.database
-    if url.username is not None:
-        values["user"] = url.username
-    if url.password is not None:
-        values["password"] = url.password
-    return values
-
-
-def _with_credentials(
-    arguments: dict[str, Any], user: str | None, password: str | None
-) -> dict[str, Any]:
-    if user is None and password is None:
-        return arguments
-    merged = dict(arguments)
-    if user is not None:
-        merged["user"] = user
-    if password is not None:
-        merged["password"] = password
-    return merged
 
 
 class AsyncpgDriver(AsyncURLDriver):
@@ -75,7 +47,17 @@ class AsyncpgDriver(AsyncURLDriver):
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         assert self.module is not None
-        values = _url_values(url, "database")
+        values: dict[str, Any] = {}
+        if url.host is not None:
+            values["host"] = url.host
+        if url.port is not None:
+            values["port"] = url.port
+        if url.database is not None:
+            values["database"] = url.database
+        if url.username is not None:
+            values["user"] = url.username
+        if url.password is not None:
+            values["password"] = url.password
         values.update(url.query)
         values.update(connect_args)
         settings = {}
@@ -97,7 +79,7 @@ class AsyncpgDriver(AsyncURLDriver):
 
     async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        return await self.module.connect(**_with_credentials(arguments, user, password))
+        return await self.module.connect(**with_credentials(arguments, user, password))
 
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.is_closed())
@@ -193,20 +175,12 @@ class AsyncPsycopgDriver(AsyncURLDriver):
         self._baseline: dict[str, Any] | None = None
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
-        values = _url_values(url, "dbname")
-        if "port" in values:
-            values["port"] = str(values["port"])
-        values.update(url.query)
-        values.update(connect_args)
-        values.setdefault("connect_timeout", "10")
-        kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
-        kinds.update({"autocommit": bool, "prepare_threshold": int})
-        return convert_arguments(values, kinds, self.name)
+        return libpq_arguments(url, connect_args, PsycopgDriver.extra_arguments, self.name)
 
     async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
         return await self.module.AsyncConnection.connect(
-            **_with_credentials(arguments, user, password)
+            **with_credentials(arguments, user, password)
         )
 
     async def opened(self, connection: Any) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "URLConnector",
     "URLDriver",
     "convert_arguments",
+    "with_credentials",
 ]
 
 
@@ -234,6 +235,24 @@ def convert_arguments(
         else:
             converted[name] = convert_text(name, value, kind)
     return converted
+
+
+def with_credentials(
+    arguments: dict[str, Any],
+    user: str | None,
+    password: str | None,
+    password_key: str = "password",
+) -> dict[str, Any]:
+    """Connect arguments for a per-user connection: ``arguments`` with this user and password
+    (a copy; unchanged when neither is given)."""
+    if user is None and password is None:
+        return arguments
+    merged = dict(arguments)
+    if user is not None:
+        merged["user"] = user
+    if password is not None:
+        merged[password_key] = password
+    return merged
 
 
 def convert_text(name: str, text: str, kind: ArgumentKind) -> Any:

@@ -14,9 +14,15 @@ from typing import Any
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments
+from .base import ArgumentKind, URLDriver, convert_arguments, with_credentials
 
-__all__ = ["MySQLdbDriver", "PyMySQLDriver", "is_mysql_disconnect"]
+__all__ = [
+    "MySQLdbDriver",
+    "PyMySQLDriver",
+    "connect_kinds",
+    "is_mysql_disconnect",
+    "mysql_url_values",
+]
 
 # Error codes after which the session is gone. Client side (20xx): can't connect (2002,
 # 2003), server gone away (2006), lost connection (2013, 2055), commands out of sync (2014),
@@ -45,7 +51,7 @@ def is_mysql_disconnect(error: BaseException) -> bool:
     )
 
 
-def _connect_kinds(function: Any, overrides: dict[str, ArgumentKind | None]) -> dict[str, Any]:
+def connect_kinds(function: Any, overrides: dict[str, ArgumentKind | None]) -> dict[str, Any]:
     """Argument name -> type a URL string converts to, from the driver's own signature."""
     kinds: dict[str, ArgumentKind | None] = {}
     for name, parameter in inspect.signature(function).parameters.items():
@@ -59,6 +65,24 @@ def _connect_kinds(function: Any, overrides: dict[str, ArgumentKind | None]) -> 
     return kinds
 
 
+def mysql_url_values(url: URL, database_key: str, password_key: str) -> dict[str, Any]:
+    """Connect arguments a MySQL/MariaDB URL spells (a host starting with / is a socket)."""
+    values: dict[str, Any] = {}
+    if url.host is not None and url.host.startswith("/"):
+        values["unix_socket"] = url.host
+    elif url.host is not None:
+        values["host"] = url.host
+    if url.port is not None:
+        values["port"] = url.port
+    if url.database is not None:
+        values[database_key] = url.database
+    if url.username is not None:
+        values["user"] = url.username
+    if url.password is not None:
+        values[password_key] = url.password
+    return values
+
+
 class _MySQLDriver(URLDriver):
     """What PyMySQL and mysqlclient share."""
 
@@ -68,31 +92,14 @@ class _MySQLDriver(URLDriver):
         raise NotImplementedError
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if url.host is not None and url.host.startswith("/"):
-            values["unix_socket"] = url.host
-        elif url.host is not None:
-            values["host"] = url.host
-        if url.port is not None:
-            values["port"] = url.port
-        if url.database is not None:
-            values["database"] = url.database
-        if url.username is not None:
-            values["user"] = url.username
-        if url.password is not None:
-            values[self._password_argument] = url.password
+        values = mysql_url_values(url, "database", self._password_argument)
         values.update(url.query)
         values.update(connect_args)
         return convert_arguments(values, self._kinds(), self.name)
 
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        if user is not None or password is not None:
-            arguments = dict(arguments)
-            if user is not None:
-                arguments["user"] = user
-            if password is not None:
-                arguments[self._password_argument] = password
+        arguments = with_credentials(arguments, user, password, self._password_argument)
         return self.module.connect(**arguments)
 
     def is_disconnect(self, error: BaseException, connection: Any = None) -> bool:
@@ -119,7 +126,7 @@ class PyMySQLDriver(_MySQLDriver):
 
     def _kinds(self) -> dict[str, ArgumentKind | None]:
         assert self.module is not None
-        return _connect_kinds(
+        return connect_kinds(
             self.module.connections.Connection.__init__,
             {
                 "read_timeout": float,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments
+from .base import ArgumentKind, URLDriver, convert_arguments, with_credentials
 
 __all__ = ["OracleDriver", "is_oracle_disconnect"]
 
@@ -115,12 +115,7 @@ class OracleDriver(URLDriver):
 
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        arguments = dict(arguments)
-        if user is not None:
-            arguments["user"] = user
-        if password is not None:
-            arguments["password"] = password
-        return self.module.connect(**arguments)
+        return self.module.connect(**with_credentials(arguments, user, password))
 
     def is_closed(self, connection: Any) -> bool:
         return not connection.is_healthy()

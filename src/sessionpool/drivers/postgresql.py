@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments
+from .base import ArgumentKind, URLDriver, convert_arguments, with_credentials
 
-__all__ = ["Psycopg2Driver", "PsycopgDriver", "is_postgresql_disconnect"]
+__all__ = ["Psycopg2Driver", "PsycopgDriver", "is_postgresql_disconnect", "libpq_arguments"]
 
 # libpq connection keywords (PostgreSQL 15-17); strings, parsed by libpq itself.
 _LIBPQ_KEYWORDS = [
@@ -91,6 +91,33 @@ _DEAD_MESSAGES = (
 _IDLE, _ACTIVE, _UNKNOWN = 0, 1, 4  # libpq PQtransactionStatus values, both drivers
 
 
+def libpq_arguments(
+    url: URL,
+    connect_args: dict[str, Any],
+    extra_kinds: dict[str, ArgumentKind | None],
+    driver_name: str,
+) -> dict[str, Any]:
+    """libpq connect keywords for ``url`` (psycopg, psycopg2, psycopg's AsyncConnection),
+    checked by name; ``extra_kinds`` are the driver's own arguments beside libpq's."""
+    values: dict[str, Any] = {}
+    if url.host is not None:
+        values["host"] = url.host  # a path here is libpq's unix-socket directory
+    if url.port is not None:
+        values["port"] = str(url.port)
+    if url.database is not None:
+        values["dbname"] = url.database
+    if url.username is not None:
+        values["user"] = url.username
+    if url.password is not None:
+        values["password"] = url.password
+    values.update(url.query)
+    values.update(connect_args)
+    values.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+    kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
+    kinds.update(extra_kinds)
+    return convert_arguments(values, kinds, driver_name)
+
+
 def is_postgresql_disconnect(error: BaseException) -> bool:
     """Whether a psycopg/psycopg2 error means the session is dead (not a SQL error)."""
     state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
@@ -110,35 +137,7 @@ class _PostgreSQLDriver(URLDriver):
     extra_arguments: ClassVar[dict[str, ArgumentKind | None]] = {}
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if url.host is not None:
-            values["host"] = url.host  # a path here is libpq's unix-socket directory
-        if url.port is not None:
-            values["port"] = str(url.port)
-        if url.database is not None:
-            values["dbname"] = url.database
-        if url.username is not None:
-            values["user"] = url.username
-        if url.password is not None:
-            values["password"] = url.password
-        values.update(url.query)
-        values.update(connect_args)
-        values.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
-        kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
-        kinds.update(self.extra_arguments)
-        return convert_arguments(values, kinds, self.name)
-
-    def _credentials(
-        self, arguments: dict[str, Any], user: str | None, password: str | None
-    ) -> dict[str, Any]:
-        if user is None and password is None:
-            return arguments
-        merged = dict(arguments)
-        if user is not None:
-            merged["user"] = user
-        if password is not None:
-            merged["password"] = password
-        return merged
+        return libpq_arguments(url, connect_args, self.extra_arguments, self.name)
 
     def fileno(self, connection: Any) -> int | None:
         try:
@@ -225,7 +224,7 @@ class PsycopgDriver(_PostgreSQLDriver):
 
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        return self.module.connect(**self._credentials(arguments, user, password))
+        return self.module.connect(**with_credentials(arguments, user, password))
 
     def opened(self, connection: Any) -> None:
         if self._baseline is None:
@@ -289,7 +288,7 @@ class Psycopg2Driver(_PostgreSQLDriver):
 
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
-        return self.module.connect(**self._credentials(arguments, user, password))
+        return self.module.connect(**with_credentials(arguments, user, password))
 
     def opened(self, connection: Any) -> None:
         if self._baseline is None:
