@@ -194,6 +194,11 @@ AGREEING_STATS = PoolStats(
     connections_opened=4,
     connections_closed=0,
     connect_errors=0,
+    retired_idle=0,
+    retired_expired=0,
+    keepalive_failures=0,
+    leaks_reported=0,
+    reclaimed=0,
 )
 AGREEING_TOTALS = Totals(cycles=3, timeouts=1, errors=0, first_error=None, waits=[0.1, 0.2, 0.3])
 

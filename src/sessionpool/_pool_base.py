@@ -8,11 +8,13 @@ twice (see `_sync/pool.py` and `_async/pool.py`; a test holds their public surfa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import os
 import random
+from collections import deque
 from collections.abc import Hashable
 from time import monotonic
 from typing import Any, NamedTuple
@@ -23,8 +25,17 @@ from ._core.records import CLOSED
 from ._core.state import PoolState
 from ._core.stats import PoolStats, snapshot
 from ._core.tags import normalize_tag
+from ._leaks import format_where, short_where
 from .config import PoolConfig, check_timeout, check_when_exhausted
-from .errors import ForeignLease, PoolClosed, PoolExhausted, PoolInUse, PoolTimeout, UsageError
+from .errors import (
+    ConfigError,
+    ForeignLease,
+    PoolClosed,
+    PoolExhausted,
+    PoolInUse,
+    PoolTimeout,
+    UsageError,
+)
 
 __all__ = ["DEFAULT", "PoolBase", "UserKey"]
 
@@ -40,6 +51,13 @@ class _Default:
 
 DEFAULT: Any = _Default()
 _PURITIES = (None, "new", "self", "default")
+# Settings reconfigure() cannot change on a live pool: they decide how connections were
+# identified or ordered, or how the pool was started.
+_FIXED_SETTINGS = ("homogeneous", "idle_order", "lazy")
+# The maintenance worker wakes at least this often (orphaned leases, retries) and at most
+# this often (whatever the limits it enforces); a wake with nothing to do costs microseconds.
+_SLOWEST_TICK = 1.0
+_FASTEST_TICK = 0.05
 
 
 class UserKey(NamedTuple):
@@ -81,25 +99,36 @@ class PoolBase:
             lifo=config.idle_order == "lifo",
             lazy=config.lazy,
         )
-        self._reset_mode = config.reset_on_return
-        self._session_callback = config.session_callback
-        self._on_connect = config.on_connect
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
         self.name = config.name or f"pool-{id(self):x}"
-        # Validation on checkout: a slot last used before this moment is checked before it is
-        # handed out. `_ping_interval` is infinite when checks by age are off; the shells
-        # compare against it on their fast lanes, so it is a plain float.
+        # Set to "now" when a disconnect is seen: every connection last used before it is
+        # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
+        self._suspect_before = -math.inf
+        # Slots of leases collected while still lent (appended by Lease.__del__, which may
+        # run on any thread at any moment, so only an atomic deque append happens there);
+        # the maintenance worker gives them back.
+        self._orphans: deque[Any] = deque()
+        self._apply_settings(config)
+        _fork.track(self)
+
+    def _apply_settings(self, config: PoolConfig) -> None:
+        """Derive the working fields from ``config`` (at creation and on reconfigure)."""
+        self._config = config
+        self._reset_mode = config.reset_on_return
+        self._session_callback = config.session_callback
+        self._on_connect = config.on_connect
+        # Validation on checkout: a slot idle longer than this is checked before it is
+        # handed out. Infinite when checks by age are off; the fast lanes compare against
+        # it, so it is a plain float.
         self._ping_interval = config.ping_interval if config.ping_interval >= 0 else math.inf
-        self._check_age = config.ping_interval >= 0  # False: the fast lanes read no clock
         # Retirement on return; infinite limits keep the return path's two comparisons cheap.
         self._max_uses: float = math.inf if config.max_uses is None else config.max_uses
         self._max_lifetime = config.max_lifetime
         self._retiring = config.max_uses is not None or config.max_lifetime is not None
-        # Set to "now" when a disconnect is seen: every connection last used before it is
-        # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
-        self._suspect_before = -math.inf
-        _fork.track(self)
+        # Leak tracking: acquires leave the fast lane to record where they happened.
+        self._tracking = config.leak_threshold is not None
+        self._connector.limit_connects(config.connect_timeout)
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -201,10 +230,113 @@ class PoolBase:
     # -- internals shared by both shells ---------------------------------------------------
 
     def _needs_check(self, slot: Any, now: float) -> bool:
-        """Whether a slot must pass a liveness check before it is handed out."""
-        last_used: float = slot.last_used
-        return last_used < self._suspect_before or (
-            self._check_age and now - last_used > self._ping_interval
+        """Whether a slot must pass a liveness check before it is handed out: it was last
+        known alive (used, or checked by keepalive) before a disconnect was seen, or longer
+        ago than ``ping_interval``."""
+        known_alive: float = max(slot.last_used, slot.checked_at)
+        return known_alive < self._suspect_before or now - known_alive > self._ping_interval
+
+    # -- maintenance shared by both shells (call with the core guarded) ------------------------
+
+    def _tick(self) -> float:
+        """Seconds between two rounds of the maintenance worker: a fraction of the shortest
+        limit it enforces, so each is kept to within that fraction."""
+        config = self._config
+        limits = [
+            limit / 4
+            for limit in (
+                config.max_idle,
+                config.max_lifetime,
+                config.keepalive_interval,
+                config.leak_threshold,
+            )
+            if limit is not None
+        ]
+        return max(_FASTEST_TICK, min([_SLOWEST_TICK, *limits]))
+
+    def _idle_before(self, now: float) -> float | None:
+        """Idle since before this moment means past ``max_idle`` (None: no limit)."""
+        max_idle = self._config.max_idle
+        return None if max_idle is None else now - max_idle
+
+    def _due_for_keepalive(self, now: float) -> list[Any]:
+        """Idle slots not known alive for ``keepalive_interval`` seconds, longest first."""
+        interval = self._config.keepalive_interval
+        if interval is None:
+            return []
+        due = [
+            slot
+            for slot in self._core.idle_slots()
+            if now - max(slot.last_used, slot.checked_at) >= interval
+        ]
+        due.sort(key=lambda slot: max(slot.last_used, slot.checked_at))
+        return due
+
+    def _leaks_to_report(self, now: float) -> list[tuple[Any, float]]:
+        """Lent slots held past ``leak_threshold`` and not yet reported for this lending;
+        marks them reported."""
+        threshold = self._config.leak_threshold
+        if threshold is None:
+            return []
+        found = []
+        for slot in self._core.lent_slots():
+            held = now - slot.lent_at
+            if held > threshold and slot.reported_use != slot.uses:
+                slot.reported_use = slot.uses
+                found.append((slot, held))
+        self._core.leaks_reported += len(found)
+        return found
+
+    def _report_leak(self, slot: Any, held: float) -> None:
+        logger.warning(
+            "pool %r: a connection has been borrowed for %.1f s (leak_threshold %s s); "
+            "acquired at:\n%s",
+            self.name,
+            held,
+            self._config.leak_threshold,
+            format_where(slot.lent_where),
+        )
+
+    def _report_orphan(self, slot: Any) -> None:
+        logger.warning(
+            "pool %r: a borrowed connection was garbage-collected without being released; "
+            "it is reset and returned to the pool. Acquired at:\n%s",
+            self.name,
+            format_where(slot.lent_where),
+        )
+
+    def _settings_changed(self, settings: dict[str, Any]) -> None:
+        """Validate ``settings`` against the current config and apply them (call with the
+        core guarded; the shell then runs the effects)."""
+        fixed = sorted(set(settings) & set(_FIXED_SETTINGS))
+        if fixed:
+            raise ConfigError(
+                f"{', '.join(fixed)} cannot change on a live pool; create a new pool instead"
+            )
+        unknown = sorted(set(settings) - PoolConfig.parameter_names())
+        if unknown:
+            raise ConfigError(f"unknown pool setting(s) {', '.join(unknown)}")
+        config = dataclasses.replace(self._config, **settings)  # validates
+        lifetime_changed = config.max_lifetime != self._config.max_lifetime
+        self._apply_settings(config)
+        core = self._core
+        core.increment = config.increment
+        if lifetime_changed:
+            for slot in core.slots():
+                slot.expires_at = self._lifetime_from(slot.created_at)
+        core.resize(config.min_size, config.max_size, config.max_overflow)
+
+    def _holders(self, now: float) -> str:
+        """Who holds the connections, for a timeout error: how many, for how long, and
+        where the longest-held one was acquired (when leak tracking records it)."""
+        lent = sorted(self._core.lent_slots(), key=lambda slot: slot.lent_at)
+        if not lent:
+            return ""
+        shown = ", ".join(f"{now - slot.lent_at:.1f} s" for slot in lent[:5])
+        more = f" and {len(lent) - 5} more" if len(lent) > 5 else ""
+        return (
+            f"; {len(lent)} held for {shown}{more}; the longest acquired at "
+            f"{short_where(lent[0].lent_where)}"
         )
 
     def _lifetime_from(self, now: float) -> float:
@@ -333,13 +465,16 @@ class PoolBase:
             self._core.effects = []
         return effects
 
-    def _figures(self) -> str:
+    def _figures(self, holders: bool = False) -> str:
+        """The figures for an error message (call with the core guarded); ``holders`` adds
+        who holds the busy connections."""
         core = self._core
         cap = "no cap" if core.cap is None else f"cap {core.cap}"
-        return (
+        figures = (
             f"{core.busy} busy of max_size {core.max_size} ({cap}), {core.idle} idle, "
             f"{core.opening} opening, {core.waiting} waiting"
         )
+        return figures + self._holders(monotonic()) if holders else figures
 
     # -- the words of the errors -----------------------------------------------------------
 
@@ -353,7 +488,19 @@ class PoolBase:
             f"({self._figures()}); raise max_size/max_overflow or use when_exhausted='wait'"
         )
 
-    def _timeout_error(self, timeout: float | None, figures: str) -> PoolTimeout:
+    def _timeout_error(
+        self, timeout: float | None, figures: str, connect_error: BaseException | None = None
+    ) -> PoolTimeout:
+        """``figures`` is `_figures()` plus `_holders()`, read under the guard. With a
+        ``connect_error`` (connects failed while the caller waited), that is the cause."""
+        if connect_error is not None:
+            error = PoolTimeout(
+                f"pool {self.name!r}: no connection within {timeout} s: the database does not "
+                f"accept connections ({type(connect_error).__name__}: {connect_error}) "
+                f"({figures}); the pool retries at most every 0.5 s"
+            )
+            error.__cause__ = connect_error
+            return error
         return PoolTimeout(
             f"pool {self.name!r}: no connection free within {timeout} s ({figures}); raise "
             "max_size or wait_timeout, or release connections sooner"
@@ -369,6 +516,23 @@ class PoolBase:
         return PoolInUse(
             f"pool {self.name!r}: {self._core.busy} connection(s) still borrowed; release "
             "them first or call close(force=True)"
+        )
+
+    def _not_ready_error(
+        self, connect_error: BaseException | None, timeout: float | None = None
+    ) -> PoolTimeout:
+        core = self._core
+        if connect_error is not None:
+            error = PoolTimeout(
+                f"pool {self.name!r} is not ready: a connect failed "
+                f"({type(connect_error).__name__}: {connect_error}); "
+                f"{core.opened} of min_size {core.min_size} open"
+            )
+            error.__cause__ = connect_error
+            return error
+        return PoolTimeout(
+            f"pool {self.name!r} is not ready within {timeout} s: {core.opened} of min_size "
+            f"{core.min_size} open, {core.opening} opening"
         )
 
     def _open_timeout_error(self, count: int, timeout: float | None) -> PoolTimeout:

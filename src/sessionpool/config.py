@@ -79,6 +79,19 @@ class PoolConfig:
             never closed for age: it is retired when it comes back. None: no limit.
         max_uses: borrows after which a connection is retired when it comes back. None: no
             limit.
+        max_idle: seconds a connection may stay idle before the maintenance worker closes
+            it (cx_Oracle's ``timeout``), never shrinking the pool below ``min_size``. None:
+            idle connections are kept.
+        keepalive_interval: the maintenance worker checks a connection that has been idle
+            this many seconds (and again every as many seconds), so that a server or
+            firewall that kills idle sessions is noticed by the pool, not by a borrower. A
+            dead one is replaced. None: no keepalive checks.
+        connect_timeout: most seconds opening one connection may take (the driver's own
+            connect timeout, where it has one, and a time limit around the connect).
+        leak_threshold: a connection borrowed for longer than this many seconds is
+            reported once, in a warning with the stack where it was acquired (recording
+            that stack costs a few microseconds per acquire, so this is off by default).
+            None: no reports.
         on_connect: called once with each new driver connection before first use.
         session_callback: called as ``(connection, requested_tag, actual_tag)`` when the
             session handed out carries another tag than the one asked for.
@@ -101,6 +114,10 @@ class PoolConfig:
     ping_timeout: float = 5.0
     max_lifetime: float | None = None
     max_uses: int | None = None
+    max_idle: float | None = None
+    keepalive_interval: float | None = None
+    connect_timeout: float = 10.0
+    leak_threshold: float | None = None
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
     homogeneous: bool = True
@@ -134,6 +151,10 @@ class PoolConfig:
             _check_limit("max_lifetime", self.max_lifetime)
         if self.max_uses is not None:
             _check_int("max_uses", self.max_uses, lowest=1)
+        for name in ("max_idle", "keepalive_interval", "leak_threshold"):
+            if getattr(self, name) is not None:
+                _check_limit(name, getattr(self, name))
+        _check_limit("connect_timeout", self.connect_timeout)
         reset = self.reset_on_return
         if reset is not None and not callable(reset):
             _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
@@ -203,10 +224,25 @@ _TEXT_KINDS: dict[str, type] = {
     "ping_interval": float,
     "max_lifetime": float,
     "max_uses": int,
+    "max_idle": float,
+    "keepalive_interval": float,
+    "connect_timeout": float,
+    "leak_threshold": float,
     "reset_on_return": str,
     "name": str,
 }
-_NONE_ALLOWED = frozenset({"wait_timeout", "reset_on_return", "name", "max_lifetime", "max_uses"})
+_NONE_ALLOWED = frozenset(
+    {
+        "wait_timeout",
+        "reset_on_return",
+        "name",
+        "max_lifetime",
+        "max_uses",
+        "max_idle",
+        "keepalive_interval",
+        "leak_threshold",
+    }
+)
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 _BOOL_WORDS.update({"0": False, "false": False, "no": False, "off": False})
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, Wake
+from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from sessionpool._core.records import BUSY, CLOSED, IDLE, Request, Slot
 from sessionpool._core.state import PoolState
 from sessionpool._core.stats import PoolStats, snapshot
@@ -88,6 +88,14 @@ def borrow(
     fulfil(state, take(state), now)
     assert request.slot is not None, "borrow() needs room to open a connection"
     return request.slot
+
+
+def worked_before(state: PoolState, key: Hashable = None) -> PoolState:
+    """Mark ``key`` as having opened a connection before, so that a failure is an outage,
+    not the first connect going wrong (rule 6). White-box: opening one for real would leave
+    slots and effects that each test would have to account for."""
+    state._ever_opened.add(key)
+    return state
 
 
 def borrow_many(state: PoolState, count: int, key: Hashable = None) -> list[Slot]:
@@ -610,9 +618,10 @@ def test_cancel_after_the_grant_returns_the_slot() -> None:
 
 def test_cancel_after_a_failure_returns_nothing() -> None:
     state = make(max_size=1)
-    request = wait(state)
+    borrow(state)
+    request = wait(state, when_exhausted="force")
     take(state)
-    state.open_failed(None, ConnectionError("down"))
+    state.open_failed(None, ConnectionError("down"), request)
     assert request.error is not None
     assert state.cancel(request, timed_out=True) is None
     assert state.timeouts == 0
@@ -621,71 +630,105 @@ def test_cancel_after_a_failure_returns_nothing() -> None:
 # -- failed opens ----------------------------------------------------------------------------
 
 
-def test_failed_open_fails_the_oldest_waiter_of_that_key() -> None:
-    state = make(max_size=3)
+def test_failed_open_keeps_the_waiters_and_asks_for_a_retry() -> None:
+    state = worked_before(make(max_size=3))
     of_alice = wait(state, ALICE)
     first, second = wait(state), wait(state)
     assert take(state) == [OpenConnections(ALICE, 1)] + [OpenConnections(None, 1)] * 2
     error = OSError("connection refused")
     state.open_failed(None, error)
-    assert take(state) == [Wake(first)]  # and no new open: `second` has one on its way
-    assert first.error is error
-    assert state.waiters() == (of_alice, second)
+    assert take(state) == [RetryOpens(0.05, 1)]  # nobody failed, nothing opened
+    assert state.waiters() == (of_alice, first, second)
+    assert not any(request.is_settled for request in state.waiters())
     assert (state.connect_errors, state.last_connect_error, state.opening) == (1, error, 2)
+    assert state.outage and state.holding
 
 
-@pytest.mark.parametrize(
-    ("max_size", "waiters"),
-    [
-        pytest.param(3, 3, id="room-for-all"),
-        pytest.param(1, 3, id="room-for-one"),
-        pytest.param(2, 4, id="room-for-two"),
-    ],
-)
-def test_a_down_server_costs_one_attempt_per_waiter(max_size: int, waiters: int) -> None:
-    state = make(max_size=max_size)
-    requests = [wait(state) for _ in range(waiters)]
-    attempts = sum(effect.number for effect in opens(take(state)))
-    failed = []
-    while state.opening:
+def test_during_an_outage_attempts_back_off_and_go_one_at_a_time() -> None:
+    """Rule 6: a down server sees one connect per retry, the retries 50 ms apart at first
+    and at most 0.5 s apart later, whatever the number of waiters."""
+    state = worked_before(make(max_size=4))
+    requests = [wait(state) for _ in range(4)]
+    assert sum(effect.number for effect in opens(take(state))) == 4
+    delays = []
+    for _ in range(4):
+        state.open_failed(None, ConnectionError("down"))
+    effects = take(state)
+    assert opens(effects) == [] and len(effects) == 1  # one timer for four failures
+    for _ in range(6):
+        (retry,) = effects
+        assert isinstance(retry, RetryOpens)
+        delays.append(retry.delay)
+        state.retry_opens(retry.token)
+        assert take(state) == [OpenConnections(None, 1)]  # a single probe
         state.open_failed(None, ConnectionError("down"))
         effects = take(state)
-        attempts += sum(effect.number for effect in opens(effects))
-        failed.extend(woken(effects))
-        assert state.opening <= max_size
-    assert failed == requests  # oldest first
-    assert attempts == waiters == state.connect_errors
-    assert state.waiting == 0
+    assert delays == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    assert state.connect_errors == 4 + 6 and state.waiting == 4
+    # The server is back: the probe succeeds and everything else is opened at once.
+    (retry,) = effects
+    state.retry_opens(retry.token)
+    take(state)
+    state.opened_connection(None, "back", 1.0)
+    effects = take(state)
+    assert woken(effects) == requests[:1]
+    assert opens(effects) == [OpenConnections(None, 3)]
+    assert not state.outage and not state.holding
+    state.retry_opens(retry.token)  # a stale timer does nothing
+    assert take(state) == []
 
 
-@pytest.mark.parametrize(
-    "waiting", [pytest.param(False, id="nobody-waiting"), pytest.param(True, id="one-waiting")]
-)
-def test_failed_min_size_fill_is_not_retried(waiting: bool) -> None:
-    """A down server costs the min_size fill once: failures replan for waiters only, never
-    the min_size top-up (which would retry as fast as connects fail)."""
+def test_a_failed_min_size_fill_is_retried_one_probe_at_a_time() -> None:
     state = make(min_size=2, max_size=2)
     state.start()
     assert take(state) == [OpenConnections(None, 2)]
-    request = wait(state) if waiting else None
-    assert take(state) == []  # served by the fill on its way
     state.open_failed(None, ConnectionError("down"))
-    assert take(state) == []  # the request still has an open on its way
     state.open_failed(None, ConnectionError("down"))
-    assert woken(take(state)) == ([request] if request else [])  # and no new open
-    assert (state.opening, state.opened, state.connect_errors, state.waiting) == (0, 0, 2, 0)
+    (retry,) = take(state)
+    assert isinstance(retry, RetryOpens)
+    state.retry_opens(retry.token)
+    assert take(state) == [OpenConnections(None, 1)]
+    state.opened_connection(None, "back", 1.0)
+    assert take(state) == [OpenConnections(None, 1)]  # the rest of min_size, now
+    assert (state.opening, state.opened, state.connect_errors) == (1, 1, 2)
 
 
 def test_a_waiter_with_an_open_still_on_its_way_keeps_waiting() -> None:
-    state = make(max_size=4, increment=2)
+    state = worked_before(make(max_size=4, increment=2))
     request = wait(state)
     assert take(state) == [OpenConnections(None, 2)]
     state.open_failed(None, ConnectionError("one failed"))
-    assert take(state) == []
+    assert take(state) == [RetryOpens(0.05, 1)]
     assert not request.is_settled
     slot = state.opened_connection(None, "ok", 1.0)
     assert take(state) == [Wake(request)]
     assert request.slot is slot
+
+
+def test_first_connect_failing_fails_the_oldest_waiter_at_once() -> None:
+    """Rule 6's exception: a key that never opened a connection is probably misconfigured;
+    its oldest waiter learns why now, not at its deadline (the retry still backs off)."""
+    state = make(max_size=2)
+    first, second = wait(state), wait(state)
+    take(state)
+    error = OSError("password authentication failed")
+    state.open_failed(None, error)
+    effects = take(state)
+    assert woken(effects) == [first] and first.error is error
+    assert [e for e in effects if isinstance(e, RetryOpens)] == [RetryOpens(0.05, 1)]
+    assert state.waiters() == (second,)
+
+
+def test_close_voids_the_retry() -> None:
+    state = worked_before(make(max_size=1))
+    request = wait(state)
+    take(state)
+    state.open_failed(None, ConnectionError("down"))
+    (retry,) = take(state)
+    state.close(force=False)
+    assert woken(take(state)) == [request]
+    state.retry_opens(retry.token)
+    assert take(state) == [] and state.opening == 0
 
 
 # -- tags ------------------------------------------------------------------------------------
@@ -1000,12 +1043,14 @@ def test_figures_and_stats_snapshot() -> None:
     state.cancel(timed_out, timed_out=True)
     state.release(third, 1.0)  # overflow, nobody waiting: closed
     state.release(second, 2.0)
+    worked_before(state, ALICE)
     failing = wait(state, ALICE)  # room for one more
     take(state)
     state.open_failed(ALICE, ConnectionError("down"))
     take(state)
+    state.cancel(failing, timed_out=True)  # it waited out its deadline
     check_figures(state)
-    assert failing.error is not None and first.state == BUSY
+    assert failing.error is None and first.state == BUSY
     assert snapshot(state) == PoolStats(
         min_size=1,
         max_size=2,
@@ -1018,11 +1063,16 @@ def test_figures_and_stats_snapshot() -> None:
         acquires=3,  # still counts the closed overflow connection's use
         waits=4,
         handoffs=2,
-        timeouts=1,
+        timeouts=2,
         exhausted=1,
         connections_opened=3,
         connections_closed=1,
         connect_errors=1,
+        retired_idle=0,
+        retired_expired=0,
+        keepalive_failures=0,
+        leaks_reported=0,
+        reclaimed=0,
     )
     assert snapshot(state).as_dict()["acquires"] == 3
 
@@ -1293,6 +1343,12 @@ def test_a_failed_open_leaves_no_waiter_stranded(
     effects = take(state)
     assert woken(effects) == ([] if forced is None else [forced])
     assert (state.opened, state.busy, state.waiting) == (0, 0, 1)
+    if forced is None:
+        # A shared open failed: the outage rule holds opens back until the retry timer.
+        (retry,) = effects
+        assert isinstance(retry, RetryOpens)
+        state.retry_opens(retry.token)
+        effects = take(state)
     assert opens(effects) == [OpenConnections(None, 1)], "the waiter is stranded"
     fulfil(state, effects)
     assert waiter.slot is not None

@@ -15,8 +15,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, Wake
-from sessionpool._core.records import BUSY, CLOSED, IDLE, Request, Slot
+from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
+from sessionpool._core.records import BUSY, CHECKING, CLOSED, IDLE, Request, Slot
 from sessionpool._core.state import PoolState
 from sessionpool._core.stats import snapshot
 from sessionpool.errors import PoolClosed
@@ -57,6 +57,10 @@ class PoolMachine(RuleBasedStateMachine):
         self.forced_slots: set[Slot] = set()  # opened for a forced request: may exceed the cap
         self.forced_held: set[Slot] = set()  # of those, lent to their request and not back yet
         self.own_open: tuple[Request, Slot] | None = None  # a forced open meeting its request
+        self.checking: list[Slot] = []  # out for a keepalive check
+        self.ever_opened: set[Hashable] = set()
+        self.timers: list[int] = []  # tokens of RetryOpens effects whose delay runs
+        self.excess_allowed = 0  # connections above a cap lowered by resize, on their way out
         # What the core's counters must say.
         self.lendings = 0
         self.handoffs = 0
@@ -108,7 +112,15 @@ class PoolMachine(RuleBasedStateMachine):
                 if effect.request is not None:
                     assert effect.number == 1 and effect.request.forced
                     assert effect.request in self.waiting
+                elif self.state.outage:
+                    # Rule 6: during an outage, one shared attempt at a time, never while
+                    # the retry delay runs.
+                    assert effect.number == 1 and not self.state.holding
+                    assert not any(request is None for _, request in self.pending)
                 self.pending.extend((effect.key, effect.request) for _ in range(effect.number))
+            elif isinstance(effect, RetryOpens):
+                assert self.state.holding and 0 < effect.delay <= 0.5
+                self.timers.append(effect.token)
             elif isinstance(effect, CloseConnection):
                 slot = effect.slot
                 assert slot.state == CLOSED
@@ -194,7 +206,8 @@ class PoolMachine(RuleBasedStateMachine):
         if result == "queued" and mode == "fail":
             # "fail" never leaves a caller waiting on a release: a connection is on its way
             # for every request of that key that relies on the shared opens.
-            assert self.pending_for(key) >= self.waiting_for(key)
+            # (Not during an outage: then the retry timer opens, one at a time.)
+            assert self.pending_for(key) >= self.waiting_for(key) or state.outage
 
     @rule(
         key=st.sampled_from(KEYS),
@@ -312,6 +325,7 @@ class PoolMachine(RuleBasedStateMachine):
             data.draw(st.integers(0, len(self.pending) - 1), label="open")
         )
         self.connections_opened += 1
+        self.ever_opened.add(key)
         # A forced request still waiting gets its own open; one served meanwhile by a returned
         # connection (FIFO applies to forced requests too) leaves this one to normal placement.
         forced_still_waiting = request is not None and request in self.state.waiters()
@@ -345,10 +359,91 @@ class PoolMachine(RuleBasedStateMachine):
             # A forced open's failure is its own request's, if that still waits.
             assert failed == ([request] if request in waiting_before else [])
         else:
-            # At most one waiter fails per failed open: the oldest of that key that relies on
-            # the shared opens.
+            # A shared open's failure fails nobody, waiters keep their deadlines (rule 6),
+            # unless the key never opened a connection: then its oldest waiter gets the error.
             of_key = [w for w in waiting_before if w.key == key and not w.forced]
-            assert failed in ([], of_key[:1])
+            assert failed == ([] if key in self.ever_opened else of_key[:1])
+            assert self.state.closed or (self.state.outage and self.state.holding)
+
+    @precondition(lambda self: self.timers)
+    @rule(data=st.data())
+    def retry_opens(self, data: st.DataObject) -> None:
+        """A retry timer fires (timers of earlier outages too: those must do nothing)."""
+        self.tick()
+        token = self.timers.pop(data.draw(st.integers(0, len(self.timers) - 1), label="timer"))
+        state = self.state
+        current = state.holding and token == max(self.timers + [token])
+        state.retry_opens(token)
+        if current:
+            assert not state.holding
+        else:
+            assert state.effects == []
+        self.carry_out()
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    @precondition(lambda self: self.state.idle)
+    @rule(data=st.data())
+    def take_for_check(self, data: st.DataObject) -> None:
+        self.tick()
+        idle = sorted(self.state.idle_slots(), key=lambda slot: str(slot.connection))
+        slot = idle[data.draw(st.integers(0, len(idle) - 1), label="slot")]
+        assert self.state.take_for_check(slot)
+        assert slot.state == CHECKING and not self.state.take_for_check(slot)
+        self.checking.append(slot)
+        self.carry_out()
+
+    @precondition(lambda self: self.checking)
+    @rule(data=st.data(), alive=st.booleans())
+    def finish_check(self, data: st.DataObject, alive: bool) -> None:
+        self.tick()
+        slot = self.checking.pop(data.draw(st.integers(0, len(self.checking) - 1), label="c"))
+        was_closed = slot.state == CLOSED
+        self.state.checked(slot, alive)
+        self.carry_out()
+        if was_closed or not alive:
+            assert slot.state == CLOSED
+        else:
+            assert slot.state in (IDLE, BUSY, CLOSED)
+            if slot.state == BUSY:
+                assert slot in self.lent
+
+    @rule(expire=st.booleans(), idle_limit=st.sampled_from([None, 0.0, 5.0]))
+    def retire_idle(self, expire: bool, idle_limit: float | None) -> None:
+        self.tick()
+        state = self.state
+        idle = state.idle_slots()
+        if expire and idle:
+            idle[0].expires_at = self.now
+        opened_before = state.opened
+        idle_before = None if idle_limit is None else self.now - idle_limit
+        state.retire_idle(self.now, idle_before)
+        self.carry_out()
+        for slot in idle:
+            if slot.expires_at <= self.now:
+                assert slot.state == CLOSED, "an expired idle connection was kept"
+        if idle_before is not None and state.opened < opened_before:
+            # Replaced up to min_size, unless an outage holds the opens back (rule 6).
+            kept = state.opened + state.opening
+            assert kept >= min(opened_before, state.min_size) or state.outage
+
+    @precondition(lambda self: not self.state.closed)
+    @rule(
+        min_size=st.integers(0, 2),
+        extra=st.integers(0, 2),
+        max_overflow=st.sampled_from([0, 1, -1]),
+    )
+    def resize(self, min_size: int, extra: int, max_overflow: int) -> None:
+        self.tick()
+        state = self.state
+        state.resize(min_size, max(1, min_size + extra), max_overflow)
+        self.carry_out()
+        # Opens on their way and lent connections may exceed a lowered cap for a while.
+        if state.cap is not None:
+            self.excess_allowed = max(0, state.opened + state.opening - state.cap)
+        if not self.waiting:
+            idle_kept = state.opened - state.busy - state.checking
+            assert state.opened <= state.max_size or idle_kept == 0
 
     # -- control -------------------------------------------------------------------------------
 
@@ -386,9 +481,11 @@ class PoolMachine(RuleBasedStateMachine):
         slots = state.slots()
         busy = {slot for slot in slots if slot.state == BUSY}
         idle = {slot for slot in slots if slot.state == IDLE}
-        assert len(busy) + len(idle) == len(slots) == state.opened
+        checking = {slot for slot in slots if slot.state == CHECKING}
+        assert len(busy) + len(idle) + len(checking) == len(slots) == state.opened
         assert state.busy == len(busy) and state.idle == len(idle)
-        assert state.busy + state.idle == state.opened
+        assert state.checking == len(checking) and checking <= set(self.checking)
+        assert state.busy + state.idle + state.checking == state.opened
         # One borrower per slot, and no slot both idle and lent.
         assert len(self.lent) == len(set(self.lent))
         assert busy == set(self.lent)
@@ -421,10 +518,13 @@ class PoolMachine(RuleBasedStateMachine):
             return
         forced = sum(1 for _, request in self.pending if request is not None)
         forced += len(self.forced_slots & state.slots())
-        assert state.opened + state.opening <= state.cap + forced
-        # Open connections exceed the cap only by those lent to their forced requests: any
-        # other connection arriving or coming back above the cap is closed.
-        assert state.opened <= state.cap + len(self.forced_held)
+        # After a resize lowered the cap, what exceeds it may only shrink.
+        excess = state.opened + state.opening - state.cap - forced
+        assert excess <= self.excess_allowed
+        self.excess_allowed = max(0, excess)
+        # Open connections exceed the cap only by those lent to their forced requests (and
+        # those left from a lowered cap): any other arriving or returning above it is closed.
+        assert state.opened <= state.cap + len(self.forced_held) + self.excess_allowed
 
     @invariant()
     def queue_is_fifo_and_unsettled(self) -> None:
@@ -446,7 +546,9 @@ class PoolMachine(RuleBasedStateMachine):
         or one lent that will come back (idle ones they cannot use are evicted for them)."""
         state = self.state
         if self.waiting:
-            assert state.opening > 0 or state.busy > 0, (
+            # A running retry timer counts: it opens when it fires (rule 6).
+            assert not state.holding or self.timers
+            assert state.opening > 0 or state.busy > 0 or state.checking or state.holding, (
                 f"{len(self.waiting)} waiting with nothing lent or opening "
                 f"({state.idle} idle, cap {state.cap})"
             )
@@ -462,7 +564,8 @@ class PoolMachine(RuleBasedStateMachine):
     @invariant()
     def closed_pool_keeps_nothing(self) -> None:
         if self.state.closed:
-            assert self.state.slots() == frozenset()
+            # Only a slot out for a keepalive check may remain: closed when it comes back.
+            assert all(slot.state == CHECKING for slot in self.state.slots())
             assert self.state.waiters() == ()
 
 

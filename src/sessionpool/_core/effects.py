@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from .records import Request, Slot
 
-__all__ = ["CloseConnection", "Effect", "OpenConnections", "Wake"]
+__all__ = ["CloseConnection", "Effect", "OpenConnections", "RetryOpens", "Wake"]
 
 
 class OpenConnections(NamedTuple):
@@ -40,4 +40,12 @@ class Wake(NamedTuple):
     request: Request
 
 
-Effect = OpenConnections | CloseConnection | Wake
+class RetryOpens(NamedTuple):
+    """Opening failed: call ``PoolState.retry_opens(token)`` after ``delay`` seconds. Until
+    then the core opens nothing for the shared pool (a down server sees no connect storm)."""
+
+    delay: float
+    token: int
+
+
+Effect = OpenConnections | CloseConnection | Wake | RetryOpens

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["BUSY", "CLOSED", "IDLE", "Request", "Slot"]
+__all__ = ["BUSY", "CHECKING", "CLOSED", "IDLE", "Request", "Slot"]
 
 _FOREVER = float("inf")
 
@@ -16,6 +16,7 @@ _FOREVER = float("inf")
 IDLE = 0
 BUSY = 1
 CLOSED = 2
+CHECKING = 3  # out of the idle lists for a keepalive check by the maintenance worker
 
 
 class Slot:
@@ -29,6 +30,7 @@ class Slot:
     """
 
     __slots__ = (
+        "checked_at",
         "connection",
         "created_at",
         "dirty",
@@ -38,6 +40,9 @@ class Slot:
         "key",
         "last_used",
         "lease_class",
+        "lent_at",
+        "lent_where",
+        "reported_use",
         "state",
         "tag",
         "uses",
@@ -61,9 +66,17 @@ class Slot:
         # Owned by the shell: the handle class it wraps this connection in, chosen once
         # from the driver connection's type so the acquire path does no lookup.
         self.lease_class: Any = None
+        # Owned by the shell: when a check last found the connection alive (a keepalive
+        # check leaves ``last_used``, the start of its idle time, as it was).
+        self.checked_at = now
+        # Owned by the shell: when the current borrower got it, where (a stack summary, when
+        # leak tracking is on), and which use a leak warning was last given for.
+        self.lent_at = now
+        self.lent_where: Any = None
+        self.reported_use = 0
 
     def __repr__(self) -> str:
-        state = ("idle", "busy", "closed")[self.state]
+        state = ("idle", "busy", "closed", "checking")[self.state]
         return f"<Slot key={self.key!r} tag={self.tag!r} {state} uses={self.uses}>"
 
 

@@ -19,6 +19,13 @@ Rules kept here (each is checked by tests/core):
    connections instead of replacing them, is the shells' business: it needs a clock and I/O.)
 5. A waiter ends with exactly one of a slot or an error; ``cancel`` of a request the core has
    already served returns that slot so the caller can keep it or give it back.
+6. Recovery without a connect storm: after a failed open the core is in an outage; it opens
+   nothing for the shared pool until the shell calls `retry_opens` (after the delay the
+   `RetryOpens` effect names, growing from 50 ms to 0.5 s), and then one connection at a
+   time, until one opens. Waiters are not failed by a failed open: they keep their place
+   and their deadline, so the first connection that opens goes to the oldest of them. The
+   exception is a key that has never opened a connection: there a failure most likely means
+   a mistake (a wrong password, a bad argument), so its oldest waiter gets the error at once.
 
 Hot-path economy, the fast lane: the acquire and release of an untagged connection of the
 pool's own user, with nobody waiting, touch only the slot and one deque, ``fast_idle``. A
@@ -46,14 +53,19 @@ from collections.abc import Hashable
 from typing import Any, Literal
 
 from ..errors import PoolClosed
-from .effects import CloseConnection, Effect, OpenConnections, Wake
-from .records import BUSY, CLOSED, IDLE, Request, Slot
+from .effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
+from .records import BUSY, CHECKING, CLOSED, IDLE, Request, Slot
 
 __all__ = ["EnqueueResult", "PoolState"]
 
 EnqueueResult = Literal["queued", "exhausted", "closed"]
 _Bucket = deque[Slot]
 _EVERY_KEY: Any = object()  # _plan_opens default: plan for every waiting key
+# Delays between connect attempts during an outage: the first retry comes quickly (a single
+# failed connect is often a blip), later ones at most this far apart, so a server that comes
+# back is found within RETRY_DELAY_MAX plus one connect.
+RETRY_DELAY_FIRST = 0.05
+RETRY_DELAY_MAX = 0.5
 
 
 class PoolState:
@@ -89,7 +101,15 @@ class PoolState:
 
         self.opened = 0
         self.opening = 0
+        self.checking = 0  # idle slots out for a keepalive check (counted in opened)
+        # Outage (rule 6): set by a failed open, cleared by a successful one. While
+        # ``holding``, the shell's retry timer is running and nothing shared is opened.
+        self.outage = False
+        self.holding = False
+        self._failures_in_row = 0
+        self._retry_token = 0
         self._opening_for: dict[Hashable, int] = {}
+        self._ever_opened: set[Hashable] = set()  # keys that have opened a connection
         self._all: set[Slot] = set()
 
         # Every waiting request, oldest first, forced ones included: a returned connection
@@ -122,6 +142,13 @@ class PoolState:
         self.connections_opened = 0
         self.connections_closed = 0
         self.connect_errors = 0
+        self.retired_idle = 0
+        self.retired_expired = 0
+        self.keepalive_failures = 0
+        # Counted by the shells (leak reports, leases collected while lent), kept here so a
+        # stats() snapshot reads every counter in one place.
+        self.leaks_reported = 0
+        self.reclaimed = 0
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -131,7 +158,7 @@ class PoolState:
 
     @property
     def busy(self) -> int:
-        return self.opened - len(self.fast_idle) - self._idle_elsewhere
+        return self.opened - len(self.fast_idle) - self._idle_elsewhere - self.checking
 
     @property
     def waiting(self) -> int:
@@ -149,6 +176,14 @@ class PoolState:
     def waiters(self) -> tuple[Request, ...]:
         """Waiting requests, oldest first."""
         return tuple(self._waiters)
+
+    def idle_slots(self) -> list[Slot]:
+        """Every idle slot (for the maintenance worker's scans)."""
+        return [slot for buckets in self._idle.values() for b in buckets.values() for slot in b]
+
+    def lent_slots(self) -> list[Slot]:
+        """Every slot lent to a borrower now (for leak reports and timeout errors)."""
+        return [slot for slot in self._all if slot.state == BUSY]
 
     # -- borrowing -------------------------------------------------------------------------
 
@@ -283,6 +318,15 @@ class PoolState:
         self.opened += 1
         self.connections_opened += 1
         self._all.add(slot)
+        self._ever_opened.add(key)
+        if self.outage:
+            # The server is back: open what the waiters and min_size need, all at once.
+            self.outage = self.holding = False
+            self._retry_token += 1  # the timer still running is void
+            self._failures_in_row = 0
+            recovered = True
+        else:
+            recovered = False
         if request is not None and request in self._waiters:
             # A forced open meets its request, unless a returned connection served it first;
             # then this one is placed like any other (and closed if over the cap).
@@ -291,13 +335,21 @@ class PoolState:
         else:
             # Placed exactly as if a borrower had returned it, so FIFO and caps apply.
             self._place(slot)
+        if recovered:
+            self._plan_opens()
         self._update_calm()
         return slot
 
     def open_failed(
         self, key: Hashable, error: BaseException, request: Request | None = None
     ) -> None:
-        """Record a failed open; the borrower it was meant for gets the error at once."""
+        """Record a failed open (rule 6).
+
+        A forced open's borrower gets the error at once: that open was its alone. A shared
+        open puts the pool in an outage: waiters keep waiting (until their deadlines), and
+        the next attempt comes when the shell calls `retry_opens` after the `RetryOpens`
+        delay.
+        """
         self.opening -= 1
         self.connect_errors += 1
         self.last_connect_error = error
@@ -305,19 +357,111 @@ class PoolState:
             if request in self._waiters:
                 self._dequeue(request)
                 self._fail(request, error)
+            if self._waiters:
+                # The room that open held goes to whoever still waits (within rule 6).
+                self._plan_opens(top_up_min=False)
         else:
             self._opening_for[key] -= 1
-            if self._waiting_for.get(key, 0) > self._opening_for[key]:
+            if key not in self._ever_opened:
                 for waiter in self._waiters:
                     if waiter.key == key and not waiter.forced:
                         self._dequeue(waiter)
                         self._fail(waiter, error)
                         break
-        if self._waiters:
-            # The room the failed open gave back goes to whoever still waits, of any key.
-            # Waiters only, never the min_size top-up: each attempt then either serves or
-            # fails one waiter, so a down server costs one connect per caller, not a storm.
-            self._plan_opens(top_up_min=False)
+            if not self.closed:
+                self.outage = True
+                if not self.holding:
+                    self.holding = True
+                    delay = RETRY_DELAY_FIRST * 2**self._failures_in_row
+                    self._failures_in_row += 1
+                    self._retry_token += 1
+                    self.effects.append(RetryOpens(min(delay, RETRY_DELAY_MAX), self._retry_token))
+        self._update_calm()
+
+    def retry_opens(self, token: int) -> None:
+        """The delay of the `RetryOpens` effect carrying ``token`` has passed: try again (one
+        connection). A timer of an earlier outage, or one a successful open overtook, finds
+        its token stale and does nothing."""
+        if token != self._retry_token or not self.holding:
+            return
+        self.holding = False
+        self._plan_opens()
+        self._update_calm()
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def retire_idle(self, now: float, idle_before: float | None) -> None:
+        """Close idle slots whose lifetime is over (``expires_at``), and those idle since
+        before ``idle_before`` as long as more than ``min_size`` stay open (least recently
+        used first); then open what ``min_size`` lacks."""
+        if self.closed:
+            return
+        for slot in self.idle_slots():
+            if slot.expires_at <= now:
+                self._remove_idle(slot)
+                self._forget(slot, "max_lifetime reached")
+                self.retired_expired += 1
+        if idle_before is not None:
+            stale = sorted(
+                (slot for slot in self.idle_slots() if slot.last_used < idle_before),
+                key=lambda slot: slot.last_used,
+            )
+            for slot in stale:
+                if self.opened <= self.min_size:
+                    break
+                self._remove_idle(slot)
+                self._forget(slot, "max_idle reached")
+                self.retired_idle += 1
+        self._plan_opens()
+        self._update_calm()
+
+    def take_for_check(self, slot: Slot) -> bool:
+        """Take an idle slot out of the idle lists for a keepalive check; False if it is no
+        longer idle. Give it back with `checked`."""
+        if slot.state != IDLE:
+            return False
+        self._remove_idle(slot)
+        slot.state = CHECKING
+        self.checking += 1
+        self._update_calm()
+        return True
+
+    def checked(self, slot: Slot, alive: bool) -> None:
+        """A keepalive check ended: a live slot goes back as the least recently used idle
+        one (or to a waiter); a dead one is closed and replaced."""
+        if slot.state != CHECKING:
+            return  # closed meanwhile by close(force=True)
+        if not alive:
+            self.keepalive_failures += 1
+            self._forget(slot, "failed its keepalive check")
+            self._plan_opens()
+            self._update_calm()
+            return
+        self.checking -= 1
+        slot.state = BUSY  # in transit: _place routes it like a returned connection
+        if self.closed or slot.generation != self.generation or self._waiters:
+            self._place(slot)
+        else:
+            slot.state = IDLE
+            self._push_idle(slot)
+            bucket = self._idle[slot.key][slot.tag]
+            bucket.rotate(1)  # from the newest end to the oldest: it has been idle longest
+        self._update_calm()
+
+    def resize(self, min_size: int, max_size: int, max_overflow: int) -> None:
+        """Change the sizes at run time. Idle connections beyond the new ``max_size`` are
+        closed now (least recently used first), lent ones when they come back; what the new
+        ``min_size`` lacks is opened."""
+        self.min_size = min_size
+        self.max_size = max_size
+        self.cap = None if max_overflow < 0 else max_size + max_overflow
+        if not self._waiters:
+            for slot in sorted(self.idle_slots(), key=lambda slot: slot.last_used):
+                if self.opened <= max_size:
+                    break
+                self._remove_idle(slot)
+                self._forget(slot, "pool resized")
+        self._plan_opens()
         self._update_calm()
 
     # -- control ---------------------------------------------------------------------------
@@ -346,11 +490,12 @@ class PoolState:
         if self.busy and not force and not keep_lent:
             return False
         self.closed = True
+        self.holding = False
         for slot in list(self._all):
             if slot.state == IDLE:
                 self._remove_idle(slot)
             elif not force:
-                continue  # lent: closed by _place when it comes back
+                continue  # lent or being checked: closed by _place when it comes back
             self._forget(slot, "pool closed")
         error = PoolClosed("the pool was closed while this caller waited for a connection")
         for waiter in self._waiters:
@@ -476,6 +621,8 @@ class PoolState:
 
     def _forget(self, slot: Slot, reason: str) -> None:
         """Drop a slot that is no longer idle or busy from the accounting and close it."""
+        if slot.state == CHECKING:
+            self.checking -= 1
         slot.state = CLOSED
         self.opened -= 1
         self.connections_closed += 1
@@ -509,8 +656,8 @@ class PoolState:
         other keys or tags are evicted to make room. ``top_up_min`` also opens what
         ``min_size`` lacks.
         """
-        if self.closed:
-            return
+        if self.closed or (self.outage and (self.holding or any(self._opening_for.values()))):
+            return  # rule 6: nothing can be opened now, so evict nothing either
         shortfall: dict[Hashable, int] = {}
         if only_key is not _EVERY_KEY:
             shortfall[only_key] = self._waiting_for[only_key] - self._opening_for.get(only_key, 0)
@@ -548,6 +695,11 @@ class PoolState:
     def _open(self, key: Hashable, count: int) -> None:
         if count <= 0:
             return
+        if self.outage:
+            # Rule 6: nothing while the retry delay runs, then one probe at a time.
+            if self.holding or any(self._opening_for.values()):
+                return
+            count = 1
         self.opening += count
         self._opening_for[key] = self._opening_for.get(key, 0) + count
         self.effects.append(OpenConnections(key, count))

@@ -33,6 +33,11 @@ class PoolStats:
     connections_opened: int
     connections_closed: int
     connect_errors: int
+    retired_idle: int
+    retired_expired: int
+    keepalive_failures: int
+    leaks_reported: int
+    reclaimed: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,4 +61,9 @@ def snapshot(state: PoolState) -> PoolStats:
         connections_opened=state.connections_opened,
         connections_closed=state.connections_closed,
         connect_errors=state.connect_errors,
+        retired_idle=state.retired_idle,
+        retired_expired=state.retired_expired,
+        keepalive_failures=state.keepalive_failures,
+        leaks_reported=state.leaks_reported,
+        reclaimed=state.reclaimed,
     )

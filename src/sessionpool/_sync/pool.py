@@ -4,7 +4,8 @@ One lock guards each call into `PoolState`; every I/O the core asks for (connect
 and every wake-up happens after the lock is released, so no thread ever connects, rolls back or
 closes while holding it. Waiting borrowers block on a private lock of their own, handed off to
 in FIFO order by the core. New connections are opened on short-lived threads, never on the
-borrower's own path, so a slow connect cannot make an acquire overrun its deadline.
+borrower's own path, so a slow connect cannot make an acquire overrun its deadline; closes and
+the rest of the background work run on the pool's maintenance thread (`maintenance.py`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from time import monotonic
 from types import TracebackType
 from typing import Any
 
-from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
+from .._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from .._core.records import BUSY, CLOSED, Request, Slot
+from .._leaks import record_where
 from .._pool_base import DEFAULT, PoolBase
 from ..config import PoolConfig, check_timeout
 from ..drivers.base import Connector
 from ..errors import LeaseReleased, PoolClosed
 from .lease import Lease, lease_class_for
+from .maintenance import Maintainer
 
 __all__ = ["Pool"]
 
@@ -45,11 +48,14 @@ class Pool(PoolBase):
     _lease_type = Lease
 
     def __init__(self, connector: Connector, config: PoolConfig) -> None:
-        super().__init__(connector, config)
         self._lock = threading.Lock()
+        super().__init__(connector, config)
+        # Notified (under the lock) when a connection opens or fails to: `wait` waits on it.
+        self._changed = threading.Condition(self._lock)
         # Set by a close(timeout=...) that waits for borrowed connections to come back.
         self._all_returned: threading.Event | None = None
         self._disposed = False
+        self._maintainer = Maintainer(self)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class Pool(PoolBase):
             self._core.start()
             effects = self._take_effects()
         threads = self._run(effects)
+        self._maintainer.start()
         if not wait:
             return
         deadline = None if timeout is None else monotonic() + timeout
@@ -112,10 +119,12 @@ class Pool(PoolBase):
                 if core.busy:
                     returned = self._all_returned = threading.Event()
             effects = self._take_effects()
-        self._run(effects)
+        self._run(effects, close_now=True)
         if returned is not None and not returned.wait(timeout):
             self.close(force=True)  # what is still out after the grace period
             return
+        # Closes handed to the maintenance thread before now are finished before we return.
+        self._maintainer.stop(self._config.reset_timeout + 1.0)
         with self._lock:
             disposable = core.opened == 0 and core.opening == 0 and not self._disposed
             self._disposed = self._disposed or disposable
@@ -135,6 +144,66 @@ class Pool(PoolBase):
             self._core.drain()
             effects = self._take_effects()
         self._run(effects)
+
+    def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change the pool's sizes at run time (`reconfigure` with only the sizes).
+
+        Idle connections beyond the new ``max_size`` are closed now, borrowed ones when they
+        come back; what a larger ``min_size`` needs is opened in the background.
+        Raises:
+            ConfigError: the new sizes are invalid (min_size > max_size, negative...).
+        """
+        sizes = {"min_size": min_size, "max_size": max_size}
+        self.reconfigure(**{name: value for name, value in sizes.items() if value is not None})
+
+    def reconfigure(self, **settings: Any) -> None:
+        """Change settings of the live pool: any `PoolConfig` field but ``homogeneous``,
+        ``idle_order`` and ``lazy``. Limits apply to the current connections too (a shorter
+        ``max_lifetime`` retires them sooner); new connections get the new ``on_connect``
+        and ``connect_timeout``.
+
+        Raises:
+            ConfigError: an unknown, fixed or invalid setting; nothing is changed then.
+            PoolClosed: the pool is closed.
+        """
+        with self._lock:
+            if self._core.closed:
+                raise self._closed_error()
+            self._settings_changed(settings)
+            effects = self._take_effects()
+        self._run(effects)
+        self._maintainer.wake()  # its tick may have changed
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until ``min_size`` connections are open (starting a lazy pool).
+
+        Fails fast: if a connect fails meanwhile, that error is raised at once, chained to a
+        `PoolTimeout`, rather than after the whole timeout.
+        Args:
+            timeout: most seconds to wait; None waits as long as connects keep succeeding.
+        Raises:
+            PoolTimeout: not ready in time, or a connect failed (its error is the cause).
+            PoolClosed: the pool is closed.
+        """
+        check_timeout("timeout", timeout)
+        deadline = None if timeout is None else monotonic() + timeout
+        with self._lock:
+            core = self._core
+            core.start()
+            effects = self._take_effects()
+        self._run(effects)
+        self._maintainer.start()
+        with self._changed:
+            errors_before = core.connect_errors
+            while core.opened < core.min_size:
+                if core.closed:
+                    raise self._closed_error()
+                if core.connect_errors > errors_before:
+                    raise self._not_ready_error(core.last_connect_error)
+                remaining = None if deadline is None else deadline - monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise self._not_ready_error(None, timeout)
+                self._changed.wait(remaining)
 
     def __enter__(self) -> Pool:
         return self
@@ -202,10 +271,13 @@ class Pool(PoolBase):
                     slot.uses += 1
                     self._lock.release()
                     last_used = slot.last_used
-                    if last_used < self._suspect_before or (
-                        self._check_age and monotonic() - last_used > self._ping_interval
+                    slot.lent_at = now = monotonic()
+                    if (
+                        last_used < self._suspect_before
+                        or now - last_used > self._ping_interval
+                        or self._tracking
                     ):
-                        return self._acquire_checked(slot, timeout)
+                        return self._acquire_checked(slot, timeout, now)
                     lease: Lease = _new_lease(slot.lease_class)
                     lease._slot = slot
                     lease._pool = self
@@ -306,6 +378,9 @@ class Pool(PoolBase):
                 break
             if deadline is not None and monotonic() >= deadline:
                 raise self._no_fresh_session_error(timeout)
+        slot.lent_at = monotonic()
+        if self._tracking:
+            slot.lent_where = record_where()
         lease: Lease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
@@ -342,6 +417,8 @@ class Pool(PoolBase):
         self._run(effects)
         if refusal is not None:
             raise refusal
+        if request is not None and self._orphans:
+            self._maintainer.wake()  # a collected lease's connection may serve this request
         if slot is None:
             assert request is not None
             slot = self._wait(request, deadline, timeout, errors_before)
@@ -363,17 +440,14 @@ class Pool(PoolBase):
         if not woken:
             with self._lock:
                 slot = self._core.cancel(request, timed_out=True)
-                figures = self._figures()
+                figures = self._figures(holders=True)
                 connect_failed = self._core.connect_errors > errors_before
-                last_error = self._core.last_connect_error
+                last_error = self._core.last_connect_error if connect_failed else None
             if slot is not None:
                 # Served at the very moment the deadline passed: it is ours, not lost.
                 return slot
             if request.error is None:
-                error = self._timeout_error(timeout, figures)
-                if connect_failed and last_error is not None:
-                    raise error from last_error
-                raise error
+                raise self._timeout_error(timeout, figures, last_error)
         if request.error is not None:
             if isinstance(request.error, PoolClosed):
                 # One PoolClosed is shared by all waiters: raise a fresh one per thread.
@@ -382,13 +456,16 @@ class Pool(PoolBase):
         assert request.slot is not None
         return request.slot
 
-    def _acquire_checked(self, slot: Slot, timeout: float | None) -> Lease:
-        """The fast lane's slot needs a liveness check first: check it, and if it is dead
-        go the slow way for another, within the caller's deadline."""
+    def _acquire_checked(self, slot: Slot, timeout: float | None, now: float) -> Lease:
+        """The fast lane's slot may need a liveness check first (it has been idle a while,
+        unless a keepalive check saw it alive since) or leak tracking: check it, and if it is
+        dead go the slow way for another, within the caller's deadline."""
+        if self._tracking:
+            slot.lent_where = record_where()
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
-        deadline = None if timeout is None else monotonic() + timeout
-        if self._check_or_drop(slot, deadline):
+        deadline = None if timeout is None else now + timeout
+        if not self._needs_check(slot, now) or self._check_or_drop(slot, deadline):
             lease: Lease = _new_lease(slot.lease_class)
             lease._slot = slot
             lease._pool = self
@@ -409,7 +486,7 @@ class Pool(PoolBase):
         except BaseException as exc:
             self._drop_failed(slot, exc, "the check before hand-out", suspect=True)
             return False
-        slot.last_used = monotonic()
+        slot.checked_at = monotonic()
         return True
 
     def _withdraw(self, request: Request) -> None:
@@ -507,16 +584,21 @@ class Pool(PoolBase):
 
     # -- internals: effects ----------------------------------------------------------------
 
-    def _run(self, effects: list[Effect]) -> list[threading.Thread]:
-        """Carry out effects outside the lock; returns the opener threads started."""
+    def _run(self, effects: list[Effect], close_now: bool = False) -> list[threading.Thread]:
+        """Carry out effects outside the lock; returns the opener threads started. Closes go
+        to the maintenance thread (a borrower never waits behind one) unless ``close_now``."""
         openers: list[threading.Thread] = []
         for effect in effects:
             if isinstance(effect, Wake):
                 effect.request.handle.release()
             elif isinstance(effect, CloseConnection):
-                self._close_quietly(effect.slot.connection, effect.reason)
+                connection = effect.slot.connection
+                if close_now or not self._maintainer.close_later(connection, effect.reason):
+                    self._close_quietly(connection, effect.reason)
             elif isinstance(effect, OpenConnections):
                 openers.extend(self._start_openers(effect))
+            elif isinstance(effect, RetryOpens):
+                self._maintainer.retry_at(effect.delay, effect.token)
         returned = self._all_returned
         if returned is not None and self._core.busy == 0:
             returned.set()  # the last borrowed connection came back to a closing pool
@@ -570,6 +652,7 @@ class Pool(PoolBase):
             slot.lease_class = lease_class
             slot.expires_at = expires_at
             effects = self._take_effects()
+            self._changed.notify_all()
         self._run(effects)
 
     def _report_open_failure(
@@ -581,6 +664,7 @@ class Pool(PoolBase):
         with self._lock:
             self._core.open_failed(key, error, request)
             effects = self._take_effects()
+            self._changed.notify_all()
         self._run(effects)
 
     def _close_quietly(self, connection: Any, reason: str) -> None:
@@ -591,9 +675,76 @@ class Pool(PoolBase):
             # disturb the caller that happened to trigger it.
             logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
 
+    # -- internals: background work (on the maintenance thread) -----------------------------
+
+    def _retry_opens(self, token: int) -> None:
+        with self._lock:
+            self._core.retry_opens(token)
+            effects = self._take_effects()
+        self._run(effects)
+
+    def _maintain(self, now: float) -> None:
+        """One round of the maintenance thread: give back the connections of leases
+        collected while lent, report leases held too long, retire idle and expired
+        connections (keeping ``min_size``), and check the idle ones due for keepalive."""
+        while self._orphans:
+            self._reclaim(self._orphans.popleft())
+        with self._lock:
+            if self._core.closed:
+                return
+            leaks = self._leaks_to_report(now)
+            self._core.retire_idle(now, self._idle_before(now))
+            effects = self._take_effects()
+            due = self._due_for_keepalive(now)
+        self._run(effects, close_now=True)  # this is the background thread: close here
+        for slot, held in leaks:
+            self._report_leak(slot, held)
+        for slot in due:
+            self._keep_alive(slot)
+
+    def _keep_alive(self, slot: Slot) -> None:
+        with self._lock:
+            if not self._core.take_for_check(slot):
+                return  # lent or closed meanwhile
+        try:
+            self._connector.driver.ping(slot.connection, self._config.ping_timeout)
+            alive = True
+        except Exception as exc:
+            logger.info(
+                "pool %r: an idle connection failed its keepalive check: %r", self.name, exc
+            )
+            self._saw_disconnect(monotonic())
+            alive = False
+        if alive:
+            slot.checked_at = monotonic()
+        with self._lock:
+            self._core.checked(slot, alive)
+            effects = self._take_effects()
+        self._run(effects, close_now=True)
+
+    def _reclaim(self, slot: Slot) -> None:
+        """A lease was collected while lent: reset its connection and take it back."""
+        if slot.state != BUSY:
+            return  # closed by close(force=True), or inherited across a fork
+        with self._lock:
+            self._core.reclaimed += 1
+        self._report_orphan(slot)
+        slot.dirty = True  # whatever the borrower did is unknown
+        if self._retiring and (monotonic() >= slot.expires_at or slot.uses >= self._max_uses):
+            self._discard(slot, "retired")
+        elif self._after_use(slot):
+            with self._lock:
+                self._core.release(slot, monotonic())
+                effects = self._take_effects()
+            self._run(effects, close_now=True)
+
     def _guard(self) -> threading.Lock:
         return self._lock
 
     def _reset_after_fork(self) -> None:
-        # The parent's lock may have been held at the fork by a thread the child lacks.
+        # The parent's lock may have been held at the fork by a thread the child lacks, and
+        # its maintenance thread does not exist here: renew both (the thread starts lazily).
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._maintainer = Maintainer(self)
+        self._orphans.clear()

@@ -161,6 +161,13 @@ class AsyncDriver:
 class AsyncURLDriver(AsyncDriver):
     """An AsyncDriver that opens connections from a parsed URL."""
 
+    #: The connect argument that bounds opening a connection, if the driver has one (the
+    #: pool also awaits each connect under its own time limit).
+    connect_timeout_argument: str | None = None
+
+    def connect_timeout_value(self, seconds: float) -> Any:
+        return seconds
+
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -184,6 +191,9 @@ class AsyncConnector:
 
     async def dispose(self) -> None:
         """Release what the connector holds; the pool calls it when it closes."""
+
+    def limit_connects(self, seconds: float) -> None:
+        """Bound each connect to ``seconds`` where the driver can (the pool bounds it too)."""
 
     def describe(self) -> str:
         return type(self).__name__
@@ -228,9 +238,16 @@ class AsyncURLConnector(AsyncConnector):
         self.url = url
         self.driver = driver
         self.arguments = driver.arguments_from_url(url, connect_args)
+        self._given = set(url.query) | set(connect_args)
         self._secrets = url.secrets() + [
             str(v) for k, v in connect_args.items() if "password" in k.lower() and v
         ]
+
+    def limit_connects(self, seconds: float) -> None:
+        """As `URLConnector.limit_connects`."""
+        name = self.driver.connect_timeout_argument
+        if name is not None and name not in self._given:
+            self.arguments[name] = self.driver.connect_timeout_value(seconds)
 
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
         try:
@@ -320,6 +337,9 @@ class ExecutorConnector(AsyncConnector):
         if self.driver.sync is not self.sync.driver:  # a creator recognised its driver
             self.driver = _ExecutorDriver(self.sync.driver, self._executor)
         return connection
+
+    def limit_connects(self, seconds: float) -> None:
+        self.sync.limit_connects(seconds)
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ class AiomysqlDriver(AsyncURLDriver):
     name = "aiomysql"
     extra = "aiomysql"
     full_reset_in_place = True
+    connect_timeout_argument = "connect_timeout"
     quick_cancel = True
 
     def __init__(self, module: Any = None) -> None:

@@ -14,7 +14,12 @@ from ..errors import ConnectionDead
 from ..url import URL
 from .async_base import AsyncURLDriver, finish_detached, within
 from .base import ArgumentKind, convert_arguments, with_credentials
-from .postgresql import PsycopgDriver, is_postgresql_disconnect, libpq_arguments
+from .postgresql import (
+    PsycopgDriver,
+    is_postgresql_disconnect,
+    libpq_arguments,
+    libpq_connect_timeout,
+)
 
 __all__ = ["AsyncpgDriver", "AsyncPsycopgDriver"]
 
@@ -34,6 +39,7 @@ class AsyncpgDriver(AsyncURLDriver):
     name = "asyncpg"
     extra = "asyncpg"
     full_reset_in_place = True
+    connect_timeout_argument = "timeout"
     quick_cancel = True
     _KINDS: ClassVar[dict[str, ArgumentKind | None]] = {
         "timeout": float,
@@ -164,6 +170,11 @@ class AsyncPsycopgDriver(AsyncURLDriver):
     name = "psycopg (async)"
     extra = "postgresql"
     full_reset_in_place = True
+    connect_timeout_argument = "connect_timeout"
+
+    def connect_timeout_value(self, seconds: float) -> Any:
+        return libpq_connect_timeout(seconds)
+
     # psycopg answers a cancellation by sending a cancel request over a new connection and
     # waiting for the query to end: against a hung server, seconds. Abandon instead.
     quick_cancel = False

@@ -168,6 +168,9 @@ class Connector:
         """Close a driver connection. Errors propagate; the pool ignores them."""
         self.driver.close(connection)
 
+    def limit_connects(self, seconds: float) -> None:
+        """Bound each connect to ``seconds`` where the connector can (see `URLConnector`)."""
+
     def dispose(self) -> None:
         """Release what the connector itself holds; the pool calls it when it closes."""
 
@@ -273,6 +276,13 @@ def convert_text(name: str, text: str, kind: ArgumentKind) -> Any:
 class URLDriver(Driver):
     """A Driver that can also open connections from a parsed URL."""
 
+    #: The connect argument that bounds opening a connection, if the driver has one.
+    connect_timeout_argument: str | None = None
+
+    def connect_timeout_value(self, seconds: float) -> Any:
+        """``seconds`` as the driver wants it in ``connect_timeout_argument``."""
+        return seconds
+
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         """The driver's connect arguments for ``url``, checked; raises `ConfigError`."""
         raise NotImplementedError
@@ -294,11 +304,19 @@ class URLConnector(Connector):
         self.url = url
         self.driver = driver
         self.arguments = driver.arguments_from_url(url, connect_args)
+        self._given = set(url.query) | set(connect_args)
         self._secrets = url.secrets() + [
             str(value)
             for name, value in connect_args.items()
             if "password" in name.lower() and value
         ]
+
+    def limit_connects(self, seconds: float) -> None:
+        """Make the driver give up a connect after ``seconds``, unless the URL or
+        connect_args set its own timeout."""
+        name = self.driver.connect_timeout_argument
+        if name is not None and name not in self._given:
+            self.arguments[name] = self.driver.connect_timeout_value(seconds)
 
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
         try:

@@ -9,6 +9,7 @@ PyMySQL's own autocommit mode. mysqlclient exposes no reset command, so its full
 from __future__ import annotations
 
 import inspect
+import math
 from types import ModuleType
 from typing import Any
 
@@ -85,6 +86,11 @@ def mysql_url_values(url: URL, database_key: str, password_key: str) -> dict[str
 
 class _MySQLDriver(URLDriver):
     """What PyMySQL and mysqlclient share."""
+
+    connect_timeout_argument = "connect_timeout"
+
+    def connect_timeout_value(self, seconds: float) -> Any:
+        return max(1, math.ceil(seconds))  # both drivers take whole seconds, at least 1
 
     _password_argument = "password"
 

@@ -88,6 +88,7 @@ class OracleDriver(URLDriver):
 
     name = "oracledb"
     extra = "oracle"
+    connect_timeout_argument = "tcp_connect_timeout"
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         assert self.module is not None

@@ -9,6 +9,7 @@ state. Every round trip runs under the watchdog's time limit.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -118,6 +119,12 @@ def libpq_arguments(
     return convert_arguments(values, kinds, driver_name)
 
 
+def libpq_connect_timeout(seconds: float) -> str:
+    """libpq's connect_timeout for ``seconds``: whole seconds, rounded up, and at least 2
+    (libpq takes 1 as 2)."""
+    return str(max(2, math.ceil(seconds)))
+
+
 def is_postgresql_disconnect(error: BaseException) -> bool:
     """Whether a psycopg/psycopg2 error means the session is dead (not a SQL error)."""
     state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
@@ -134,6 +141,11 @@ class _PostgreSQLDriver(URLDriver):
     """What psycopg and psycopg2 share."""
 
     full_reset_in_place = True
+    connect_timeout_argument = "connect_timeout"
+
+    def connect_timeout_value(self, seconds: float) -> Any:
+        return libpq_connect_timeout(seconds)
+
     extra_arguments: ClassVar[dict[str, ArgumentKind | None]] = {}
 
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
