@@ -439,10 +439,10 @@ async def test_timeout_is_chained_to_the_last_connect_error(
     held = await pool.acquire()
     db.fail_all_connects(OperationalError("server is down"))
     adb.connect_delay = 0.15
-    # The first waiter gets the room for one more connection; its connect fails after 0.15 s
-    # and it gets that error. The room then goes to the second waiter, whose connect is still
-    # under way when its 0.25 s deadline passes: a PoolTimeout, chained to that error.
-    first = await start_waiter(pool, timeout=5.0)
+    # The pool has opened before, so a failing server is an outage: no waiter is failed by
+    # a failed connect; each times out at its own deadline, chained to the connect error,
+    # while the pool retries one connect at a time.
+    first = await start_waiter(pool, timeout=0.6)
     started = time.monotonic()
     with pytest.raises(sessionpool.PoolTimeout) as caught:
         await pool.acquire(timeout=0.25)
@@ -451,8 +451,10 @@ async def test_timeout_is_chained_to_the_last_connect_error(
     cause = caught.value.__cause__
     assert isinstance(cause, OperationalError), repr(cause)
     assert "server is down" in str(cause)
-    with pytest.raises(OperationalError, match="server is down"):
+    assert "does not accept connections" in str(caught.value)
+    with pytest.raises(sessionpool.PoolTimeout) as caught_first:
         await asyncio.wait_for(first, 2.0)
+    assert isinstance(caught_first.value.__cause__, OperationalError)
     db.accept_connects()
     adb.connect_delay = 0.0
     await settle(pool)
@@ -706,7 +708,7 @@ async def test_forced_waiter_that_times_out_leaks_nothing(
     await assert_consistent(pool, db, leases_out=0)
 
 
-async def test_failed_connect_fails_one_waiter_and_the_others_are_served(
+async def test_failed_connect_after_success_fails_no_waiter_and_all_are_served(
     make_async_pool: AsyncPoolFactory, adb: AsyncFakeDatabase, db: FakeDatabase
 ) -> None:
     pool = await make_async_pool(min_size=1, max_size=3)
@@ -719,12 +721,14 @@ async def test_failed_connect_fails_one_waiter_and_the_others_are_served(
         db.fail_next_connects(1, OperationalError("refused"))
     finally:
         adb.release_hangs()
+    # The pool has opened before: the refused connect is an outage, not the waiter's error.
+    # The retry (50 ms later) serves whoever still waits.
     outcomes = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 2.0)
-    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     served = [outcome for outcome in outcomes if isinstance(outcome, AsyncLease)]
-    assert len(failed) == 1 and isinstance(failed[0], OperationalError), outcomes
-    assert len(served) == 1
-    await served[0].release()
+    assert len(served) == 2, outcomes
+    assert pool.stats().connect_errors == 1
+    for lease in served:
+        await lease.release()
     await held.release()
     await assert_consistent(pool, db, leases_out=0)
 
@@ -1889,8 +1893,10 @@ async def test_failed_initial_fill_raises_the_driver_error_and_leaves_nothing_op
         else:
             async with sessionpool.create_async_pool(adb.connect, min_size=3, max_size=3):
                 pytest.fail("the block must not run")
-    assert db.connects == 3
-    assert db.open_connections == 0
+    # A retry 50 ms after the failure may have started before the pool was closed; what it
+    # opens is closed when it arrives.
+    assert db.connects >= 3
+    await eventually(lambda: db.open_connections == 0, "nothing left open")
 
 
 async def test_create_async_pool_raises_when_every_connect_fails(

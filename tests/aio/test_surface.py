@@ -22,7 +22,7 @@ import pytest
 from sessionpool import AsyncLease, AsyncPool, Lease, Pool
 
 #: Pool methods that do I/O: coroutine functions on AsyncPool.
-POOL_IO = {"close", "open", "release", "drop", "ping", "drain"}
+POOL_IO = {"close", "open", "release", "drop", "ping", "drain", "reconfigure", "resize", "wait"}
 #: Pool methods compared parameter by parameter.
 POOL_SIGNATURES = ["acquire", "release", "drop", "ping", "close", "open", "drain", "is_disconnect"]
 #: Lease members compared (methods and properties).

@@ -18,20 +18,23 @@ interrupted reset drops its connection, an interrupted connect is reported as fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import weakref
 from collections.abc import Generator, Hashable
 from threading import get_ident
 from time import monotonic
 from types import TracebackType
 from typing import Any
 
-from .._core.effects import CloseConnection, Effect, OpenConnections, Wake
+from .._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from .._core.records import BUSY, CLOSED, IDLE, Request, Slot
+from .._leaks import record_where
 from .._pool_base import DEFAULT, PoolBase
 from ..config import PoolConfig, check_timeout
 from ..drivers.async_base import AsyncConnector, within
-from ..errors import LeaseReleased, PoolClosed, UsageError
+from ..errors import ConnectionDead, LeaseReleased, PoolClosed, UsageError
 from .lease import AsyncLease, async_lease_class_for
 
 __all__ = ["AsyncPool"]
@@ -76,6 +79,11 @@ class AsyncPool(PoolBase):
         self._openers: set[asyncio.Task[Any]] = set()
         self._disposed = False
         self._all_returned: asyncio.Event | None = None
+        # The maintenance task (see `_maintenance`), and what wakes it early.
+        self._maintainer: asyncio.Task[None] | None = None
+        self._wake_maintainer: asyncio.Event | None = None
+        # Futures of wait() callers, resolved when a connection opens or fails to.
+        self._watchers: list[asyncio.Future[None]] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -87,6 +95,7 @@ class AsyncPool(PoolBase):
         errors_before = core.connect_errors
         core.start()
         openers = self._run(self._take_effects())
+        self._start_maintainer()
         if not wait or not openers:
             return
         _, pending = await asyncio.wait(openers, timeout=timeout)
@@ -139,6 +148,8 @@ class AsyncPool(PoolBase):
 
     async def _finish_closing(self) -> None:
         core = self._core
+        if self._maintainer is not None:
+            self._maintainer.cancel()
         for opener in self._openers:
             opener.cancel()  # nobody will borrow what they would open
         closing = self._tasks - self._openers
@@ -149,6 +160,50 @@ class AsyncPool(PoolBase):
         if core.opened == 0 and core.opening == 0 and not self._disposed:
             self._disposed = True
             await self._connector.dispose()
+
+    async def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change the pool's sizes at run time (see `Pool.resize`)."""
+        sizes = {"min_size": min_size, "max_size": max_size}
+        await self.reconfigure(**{name: size for name, size in sizes.items() if size is not None})
+
+    async def reconfigure(self, **settings: Any) -> None:
+        """Change settings of the live pool (see `Pool.reconfigure`)."""
+        if self._core.closed:
+            raise self._closed_error()
+        self._bind_loop()
+        self._settings_changed(settings)
+        self._run(self._take_effects())
+        if self._wake_maintainer is not None:
+            self._wake_maintainer.set()  # its tick may have changed
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait until ``min_size`` connections are open (see `Pool.wait`: fails fast when a
+        connect fails)."""
+        check_timeout("timeout", timeout)
+        loop = self._bind_loop()
+        core = self._core
+        core.start()
+        self._run(self._take_effects())
+        self._start_maintainer()
+        deadline = None if timeout is None else loop.time() + timeout
+        errors_before = core.connect_errors
+        while core.opened < core.min_size:
+            if core.closed:
+                raise self._closed_error()
+            if core.connect_errors > errors_before:
+                raise self._not_ready_error(core.last_connect_error)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise self._not_ready_error(None, timeout)
+            watcher: asyncio.Future[None] = loop.create_future()
+            self._watchers.append(watcher)
+            try:
+                await asyncio.wait_for(asyncio.shield(watcher), remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
 
     async def __aenter__(self) -> AsyncPool:
         return self
@@ -284,6 +339,9 @@ class AsyncPool(PoolBase):
                 break
             if deadline is not None and loop.time() >= deadline:
                 raise self._no_fresh_session_error(timeout)
+        slot.lent_at = monotonic()
+        if self._tracking:
+            slot.lent_where = record_where()
         lease: AsyncLease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
@@ -292,13 +350,17 @@ class AsyncPool(PoolBase):
             await self._run_session_callback(lease, wanted_tag)
         return lease
 
-    async def _acquire_checked(self, slot: Slot, timeout: float | None) -> AsyncLease:
-        """The fast lane's slot needs a liveness check first (see `Pool._acquire_checked`)."""
+    async def _acquire_checked(
+        self, slot: Slot, timeout: float | None, now: float, where: Any
+    ) -> AsyncLease:
+        """The fast lane's slot may need a liveness check first, or leak tracking (see
+        `Pool._acquire_checked`); ``where`` was recorded in the caller's frame."""
+        slot.lent_where = where
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
         loop = self._bind_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        if await self._check_or_drop(slot, deadline):
+        if not self._needs_check(slot, now) or await self._check_or_drop(slot, deadline):
             lease: AsyncLease = _new_lease(slot.lease_class)
             lease._slot = slot
             lease._pool = self
@@ -322,7 +384,7 @@ class AsyncPool(PoolBase):
             suspect = isinstance(exc, Exception)
             self._drop_failed(slot, exc, "the check before hand-out", suspect)
             return False
-        slot.last_used = monotonic()
+        slot.checked_at = monotonic()
         return True
 
     async def _obtain(
@@ -349,6 +411,8 @@ class AsyncPool(PoolBase):
         self._run(self._take_effects())
         if refusal is not None:
             raise refusal
+        if self._orphans and self._wake_maintainer is not None:
+            self._wake_maintainer.set()  # a collected lease's connection may serve this one
         return await self._wait(request, deadline, timeout, errors_before)
 
     async def _wait(
@@ -386,10 +450,9 @@ class AsyncPool(PoolBase):
         if granted is not None:  # cannot happen: a grant resolves the future at once
             core.release(granted, monotonic(), granted.tag)
             self._run(self._take_effects())
-        error = self._timeout_error(timeout, self._figures())
-        if core.connect_errors > errors_before and core.last_connect_error is not None:
-            error.__cause__ = core.last_connect_error
-        future.set_exception(error)
+        connect_failed = core.connect_errors > errors_before
+        last_error = core.last_connect_error if connect_failed else None
+        future.set_exception(self._timeout_error(timeout, self._figures(True), last_error))
 
     def _withdraw(self, request: Request) -> None:
         future: asyncio.Future[None] = request.handle
@@ -514,6 +577,8 @@ class AsyncPool(PoolBase):
                     self._openers.add(opener)
                     opener.add_done_callback(self._openers.discard)
                     openers.append(opener)
+            elif isinstance(effect, RetryOpens):
+                self._bind_loop().call_later(effect.delay, self._retry_opens, effect.token)
         returned = self._all_returned
         if returned is not None and self._core.busy == 0:
             returned.set()  # the last borrowed connection came back to a closing pool
@@ -528,7 +593,7 @@ class AsyncPool(PoolBase):
     async def _open_one(self, key: Hashable, request: Request | None) -> None:
         user, password = self._credentials.get(key, (None, None))
         try:
-            connection = await self._connector.connect(user, password)
+            connection = await self._connect_within(user, password)
         except BaseException as exc:
             self._report_open_failure(key, exc, request)
             if not isinstance(exc, Exception):
@@ -551,6 +616,31 @@ class AsyncPool(PoolBase):
         slot.lease_class = async_lease_class_for(connection)
         slot.expires_at = self._lifetime_from(now)
         self._run(self._take_effects())
+        self._notify_watchers()
+
+    async def _connect_within(self, user: str | None, password: str | None) -> Any:
+        """Open a connection within ``connect_timeout``. A connect abandoned (time limit,
+        cancellation) that completes anyway has its connection closed, never leaked."""
+        limit = self._config.connect_timeout
+        task = asyncio.ensure_future(self._connector.connect(user, password))
+        try:
+            done, _ = await asyncio.wait((task,), timeout=limit)
+        except BaseException:
+            self._abandon_connect(task)
+            raise
+        if not done:
+            self._abandon_connect(task)
+            raise ConnectionDead(f"no connection within connect_timeout ({limit} s)")
+        return task.result()
+
+    def _abandon_connect(self, task: asyncio.Future[Any]) -> None:
+        task.cancel()
+
+        def close_if_connected(finished: asyncio.Future[Any]) -> None:
+            if not finished.cancelled() and finished.exception() is None:
+                self._spawn(self._close_quietly(finished.result(), "connect abandoned"))
+
+        task.add_done_callback(close_if_connected)
 
     async def _call_on_connect(self, connection: Any) -> None:
         if self._on_connect is not None:
@@ -566,6 +656,13 @@ class AsyncPool(PoolBase):
         )
         self._core.open_failed(key, error, request)
         self._run(self._take_effects())
+        self._notify_watchers()
+
+    def _notify_watchers(self) -> None:
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(None)
 
     async def _close_quietly(self, connection: Any, reason: str) -> None:
         try:
@@ -584,6 +681,65 @@ class AsyncPool(PoolBase):
             )
         return loop
 
+    # -- internals: background work (the maintenance task) ---------------------------------
+
+    def _start_maintainer(self) -> None:
+        if self._maintainer is None and not self._core.closed:
+            self._wake_maintainer = asyncio.Event()
+            self._maintainer = self._bind_loop().create_task(
+                _maintenance(weakref.ref(self), self._wake_maintainer),
+                name=f"sessionpool-{self.name}-maintain",
+            )
+
+    def _retry_opens(self, token: int) -> None:
+        """A retry timer of the core fired (a loop callback)."""
+        self._core.retry_opens(token)
+        self._run(self._take_effects())
+
+    async def _maintain(self, now: float) -> None:
+        """One round of background work (see `Pool._maintain`)."""
+        while self._orphans:
+            await self._reclaim(self._orphans.popleft())
+        core = self._core
+        if core.closed:
+            return
+        leaks = self._leaks_to_report(now)
+        core.retire_idle(now, self._idle_before(now))
+        self._run(self._take_effects())
+        for slot, held in leaks:
+            self._report_leak(slot, held)
+        for slot in self._due_for_keepalive(now):
+            await self._keep_alive(slot)
+
+    async def _keep_alive(self, slot: Slot) -> None:
+        if not self._core.take_for_check(slot):
+            return
+        alive = False
+        try:
+            await self._connector.driver.ping(slot.connection, self._config.ping_timeout)
+            alive = True
+        except Exception as exc:
+            logger.info("pool %r: an idle connection failed a keepalive check: %r", self.name, exc)
+            self._saw_disconnect(monotonic())
+        finally:
+            # Also on cancellation (the pool closing): the slot must not stay out.
+            if alive:
+                slot.checked_at = monotonic()
+            self._core.checked(slot, alive)
+            self._run(self._take_effects())
+
+    async def _reclaim(self, slot: Slot) -> None:
+        """A lease was collected while lent: reset its connection and take it back."""
+        if slot.state != BUSY:
+            return
+        self._core.reclaimed += 1
+        self._report_orphan(slot)
+        slot.dirty = True
+        if self._retiring and (monotonic() >= slot.expires_at or slot.uses >= self._max_uses):
+            self._discard(slot, "retired")
+        elif await self._after_use(slot):
+            self._give_back(slot, None)
+
     def _guard(self) -> _NoGuard:
         return _NO_GUARD
 
@@ -593,6 +749,28 @@ class AsyncPool(PoolBase):
         self._thread = None
         self._tasks = set()
         self._openers = set()
+        self._maintainer = None
+        self._wake_maintainer = None
+        self._watchers = []
+        self._orphans.clear()
+
+
+async def _maintenance(pool_ref: weakref.ref[AsyncPool], wake: asyncio.Event) -> None:
+    """The maintenance task: a round per tick, or sooner when woken. It holds the pool only
+    weakly while it sleeps, so a pool dropped without close() can still be collected."""
+    while True:
+        pool = pool_ref()
+        if pool is None or pool._core.closed:
+            return
+        try:
+            await pool._maintain(monotonic())
+        except Exception:  # a round must never end the task
+            logger.exception("pool %r: maintenance round failed", pool.name)
+        tick = pool._tick()
+        del pool
+        wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), tick)
 
 
 # The arguments of an acquire() that asked for nothing in particular.
@@ -623,10 +801,15 @@ class _Acquire:
                     slot.state = BUSY
                     slot.uses += 1
                     last_used = slot.last_used
-                    if last_used < pool._suspect_before or (
-                        pool._check_age and monotonic() - last_used > pool._ping_interval
+                    slot.lent_at = now = monotonic()
+                    if (
+                        last_used < pool._suspect_before
+                        or now - last_used > pool._ping_interval
+                        or pool._tracking
                     ):
-                        checked = pool._acquire_checked(slot, self._arguments[0])
+                        # Where is recorded here: the borrower's frames are still below us.
+                        where = record_where() if pool._tracking else None
+                        checked = pool._acquire_checked(slot, self._arguments[0], now, where)
                         return (yield from checked.__await__())
                     lease: AsyncLease = _new_lease(slot.lease_class)
                     lease._slot = slot
