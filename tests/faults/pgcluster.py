@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+
 __all__ = ["ThrowawayPostgres", "free_port"]
 
 
@@ -93,6 +95,22 @@ class ThrowawayPostgres:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: ``fast`` (clean) or ``immediate`` (a crash, as far as clients see)."""
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (``mode`` as in `stop`) and start again; returns once connections are accepted."""
+        self.stop(mode)
+        self.start()
+
+    def backend_count(self, application_name: str) -> int:
+        """Sessions the server has with this ``application_name`` now (this query's excluded)."""
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (application_name,),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def is_running(self) -> bool:
         result = subprocess.run(

@@ -450,7 +450,8 @@ class AsyncPool(PoolBase):
         if granted is not None:  # cannot happen: a grant resolves the future at once
             core.release(granted, monotonic(), granted.tag)
             self._run(self._take_effects())
-        connect_failed = core.connect_errors > errors_before
+        # Chained while connects fail: during this wait, or in the outage still on.
+        connect_failed = core.connect_errors > errors_before or core.outage
         last_error = core.last_connect_error if connect_failed else None
         future.set_exception(self._timeout_error(timeout, self._figures(True), last_error))
 

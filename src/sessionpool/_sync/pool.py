@@ -441,8 +441,11 @@ class Pool(PoolBase):
             with self._lock:
                 slot = self._core.cancel(request, timed_out=True)
                 figures = self._figures(holders=True)
-                connect_failed = self._core.connect_errors > errors_before
-                last_error = self._core.last_connect_error if connect_failed else None
+                # Chained while connects fail: during this wait, or in the outage still on
+                # (a wait may fall between two retries).
+                core = self._core
+                connect_failed = core.connect_errors > errors_before or core.outage
+                last_error = core.last_connect_error if connect_failed else None
             if slot is not None:
                 # Served at the very moment the deadline passed: it is ours, not lost.
                 return slot
