@@ -11,6 +11,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -161,3 +162,41 @@ def test_async_pool_in_a_forked_child(app_name: str) -> None:
         assert loop.run_until_complete(parent_again()) == parent
     finally:
         loop.close()
+
+
+def test_the_maintenance_worker_runs_again_in_a_forked_child(app_name: str) -> None:
+    """The parent's maintenance thread does not exist in a child: the child's pool starts its
+    own, which then retires the child's idle connections (max_idle) down to min_size."""
+    pool = sessionpool.create_pool(
+        f"{PG}?application_name={app_name}", min_size=1, max_size=3, max_idle=0.2
+    )
+    try:
+        parent = backend_pids(pool)  # three connections, in use once each
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                leases = [pool.acquire() for _ in range(3)]  # the child opens its own three
+                for lease in leases:
+                    lease.release()
+                deadline = time.monotonic() + 3.0
+                while pool.opened > 1 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if pool.opened != 1 or pool.stats().retired_idle != 2:
+                    code = 5
+                with pool.acquire() as conn:
+                    if conn.execute("SELECT pg_backend_pid()").fetchone()[0] in parent:
+                        code = 3
+                pool.close()
+            except BaseException:
+                code = 4
+            os._exit(code)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        assert code == 0, "child: 5 = idle connections not retired, 3 = parent backend, 4 = error"
+        # The parent's worker kept working too: its idle connections went down to min_size.
+        deadline = time.monotonic() + 3.0
+        while pool.opened > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pool.opened == 1
+    finally:
+        pool.close(force=True)

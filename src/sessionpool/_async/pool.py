@@ -573,6 +573,7 @@ class AsyncPool(PoolBase):
             elif isinstance(effect, CloseConnection):
                 self._spawn(self._close_quietly(effect.slot.connection, effect.reason))
             elif isinstance(effect, OpenConnections):
+                self._start_maintainer()  # a pool that opens is in use (lazy, forked child)
                 for _ in range(effect.number):
                     opener = self._spawn(self._open_one(effect.key, effect.request))
                     self._openers.add(opener)

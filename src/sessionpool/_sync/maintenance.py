@@ -39,6 +39,8 @@ class Maintainer:
 
     def start(self) -> None:
         """Start the thread if it is not running (again in a forked child)."""
+        if self._thread is not None:
+            return  # already running: skip the lock (opens call this each time)
         with self._wakeup:
             if self._thread is not None or self._stopping:
                 return

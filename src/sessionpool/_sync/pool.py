@@ -600,6 +600,9 @@ class Pool(PoolBase):
                     self._close_quietly(connection, effect.reason)
             elif isinstance(effect, OpenConnections):
                 openers.extend(self._start_openers(effect))
+                # A pool that opens is in use: its worker must run (a lazy pool's first
+                # acquire, a forked child's pool).
+                self._maintainer.start()
             elif isinstance(effect, RetryOpens):
                 self._maintainer.retry_at(effect.delay, effect.token)
         returned = self._all_returned
