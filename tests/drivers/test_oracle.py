@@ -12,6 +12,7 @@ import sessionpool
 from sessionpool import ConfigError, Connector
 from sessionpool.drivers.oracle import OracleDriver, is_oracle_disconnect
 from sessionpool.factory import connector_for
+from tests.fakes.polling import eventually
 
 CANARY = "s3cr3t-canary"
 
@@ -326,14 +327,14 @@ def test_pool_full_reset_reopens_the_session() -> None:
         with pool.acquire() as conn:
             first = conn.driver_connection
             conn.cursor()
-        assert first.closed
         assert len(connector.made) == 2
+        eventually(lambda: first.closed, "the replaced session closed")
         with pool.acquire() as conn:
             second = conn.driver_connection  # touching it counts as use
         assert second is not first
         assert second is connector.made[1]
-        assert second.closed  # replaced in turn on return
-        assert len(connector.made) == 3
+        assert len(connector.made) == 3  # replaced in turn on return
+        eventually(lambda: second.closed, "the second session closed")
         assert not connector.made[2].closed
         assert [c.closed for c in connector.made] == [True, True, False]
     finally:
@@ -363,7 +364,9 @@ def test_pool_drops_a_connection_after_a_disconnect_error() -> None:
         with pytest.raises(oracledb.OperationalError), pool.acquire() as conn:
             first = conn.driver_connection
             raise oracledb.OperationalError("DPY-4011: the database or network closed it")
-        assert first.closed
+        assert (pool.opened, pool.busy) == (0, 0), "dropped from the pool at once"
+        # The driver-level close runs on the pool's maintenance thread, a moment later.
+        eventually(lambda: first.closed, "the disconnected session closed")
         with pytest.raises(oracledb.DatabaseError), pool.acquire() as conn:
             second = conn.driver_connection
             raise oracledb.DatabaseError("ORA-00942: table or view does not exist")
@@ -384,6 +387,6 @@ def test_pool_purity_new_reopens_a_used_session() -> None:
             conn.cursor()
         with pool.acquire(purity="new") as conn:
             assert conn.driver_connection is not first
-        assert first.closed
+        eventually(lambda: first.closed, "the used session dropped for purity='new' closed")
     finally:
         pool.close()

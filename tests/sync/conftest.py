@@ -12,27 +12,27 @@ import pytest
 import sessionpool
 from sessionpool import Pool
 from tests.fakes.fake_dbapi import FakeDatabase
+from tests.fakes.polling import PATIENCE, eventually, wait_until
 
-#: Seconds any helper waits for something that should happen almost at once.
-PATIENCE = 2.0
 #: A password no message, repr or log record may ever show.
 CANARY = "s3cr3t-canary"
 
-
-def wait_until(predicate: Callable[[], object], timeout: float = PATIENCE) -> bool:
-    """Poll predicate until it is true or timeout seconds have passed; return its last truth."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return bool(predicate())
-        time.sleep(0.002)
-
-
-def eventually(predicate: Callable[[], object], what: str, timeout: float = PATIENCE) -> None:
-    """Assert that predicate becomes true within timeout seconds."""
-    assert wait_until(predicate, timeout), f"not within {timeout} s: {what}"
+# The polling helpers live in tests/fakes so the driver tests can use them too; they are
+# re-exported here for the tests of this package.
+__all__ = [
+    "CANARY",
+    "PATIENCE",
+    "PoolFactory",
+    "Worker",
+    "assert_consistent",
+    "db",
+    "eventually",
+    "make_pool",
+    "start",
+    "start_waiter",
+    "wait_for_waiting",
+    "wait_until",
+]
 
 
 class Worker(threading.Thread):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import queue
 import threading
 import time
@@ -89,8 +90,8 @@ def test_force_opens_beyond_the_cap_and_closes_it_on_release(
     assert pool.opened == 2 and pool.busy == 2
     extra_driver = extra.driver_connection
     extra.release()
-    assert extra_driver.closed
-    assert pool.opened == 1
+    assert pool.opened == 1  # at once; the driver close follows on the maintenance thread
+    eventually(lambda: extra_driver.closed, "the forced connection closed on release")
     held.release()
     assert (pool.opened, pool.idle) == (1, 1)
     assert_consistent(pool, db)
@@ -348,24 +349,148 @@ def test_forced_waiter_that_times_out_leaks_nothing(
     assert_consistent(pool, db)
 
 
-def test_failed_connect_fails_one_waiter_and_the_others_are_served(
+# -- failed connects (rule 6: recovery without a connect storm) ----------------------------
+
+#: The pool's delays between connect attempts during an outage: 50 ms doubling up to 0.5 s.
+RETRY_DELAYS = [0.05, 0.1, 0.2, 0.4, 0.5]
+#: Slack for comparing two monotonic() readings taken on different threads around a timer.
+#: Delays can only come out longer on a loaded machine, never shorter, so this stays tiny.
+CLOCK_SLACK = 0.002
+
+
+class RecordingConnect:
+    """A creator over db.connect that records when each attempt started and ended, and how."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self._guard = threading.Lock()
+        self.attempts: list[tuple[float, float, bool]] = []  # (started, ended, succeeded)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        started = time.monotonic()
+        try:
+            connection = self._db.connect(*args, **kwargs)
+        except BaseException:
+            with self._guard:
+                self.attempts.append((started, time.monotonic(), False))
+            raise
+        with self._guard:
+            self.attempts.append((started, time.monotonic(), True))
+        return connection
+
+    def forget(self) -> None:
+        """Drop what was recorded so far (the opens at creation)."""
+        with self._guard:
+            self.attempts.clear()
+
+    def by_start(self) -> list[tuple[float, float, bool]]:
+        with self._guard:
+            return sorted(self.attempts)
+
+
+def test_a_failed_first_connect_fails_the_oldest_waiter_at_once(
     make_pool: PoolFactory, db: FakeDatabase
 ) -> None:
-    pool = make_pool(min_size=1, max_size=3)
-    held = pool.acquire()
+    # Nothing has ever opened for the pool's user: a failure most likely means a mistake (a
+    # wrong password), so the oldest waiter gets the driver's error at once, not a timeout.
+    pool = make_pool(min_size=0, max_size=1)
+    refused = OperationalError("refused")
     db.hang_connects()
     try:
-        first = start_waiter(pool, "first", timeout=2.0)
-        second = start_waiter(pool, "second", timeout=2.0)
-        assert db.wait_for_hanging(2)
-        db.fail_next_connects(1, OperationalError("refused"))
+        first = start_waiter(pool, "first", timeout=5.0)
+        assert db.wait_for_hanging(1)
+        second = start_waiter(pool, "second", timeout=5.0)  # max_size=1: no second connect
+        db.fail_next_connects(1, refused)
+        released_at = time.monotonic()
     finally:
         db.release_hangs()
-    outcomes = [first.exception(), second.exception()]
-    failed = [error for error in outcomes if error is not None]
-    assert len(failed) == 1 and isinstance(failed[0], OperationalError)
-    served = first.value if first.error is None else second.value
+    assert first.exception() is refused
+    assert first.finished_at is not None
+    # "At once" against a 5 s timeout: 1 s leaves room for a stalled thread on 2 noisy cores.
+    assert first.finished_at - released_at < 1.0, first.finished_at - released_at
+    # The younger waiter is not failed by that connect: the retry (50 ms later) serves it.
+    served = second.result()
     assert isinstance(served, Lease)
+    assert served.driver_connection is db.connections[0]
+    assert (db.connects, db.failed_connects) == (2, 1), "one connect, one retry, no storm"
+    stats = pool.stats()
+    assert (stats.connect_errors, stats.timeouts) == (1, 0), stats
     served.release()
+    assert_consistent(pool, db)
+
+
+def test_after_a_success_a_failed_connect_fails_nobody_and_waiters_time_out_with_its_cause(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    recorder = RecordingConnect(db)
+    pool = make_pool(recorder, min_size=1, max_size=2)  # the pool's user has opened once
+    held = pool.acquire()
+    recorder.forget()
+    refused = OperationalError("refused")
+    db.fail_all_connects(refused)
+    started = time.monotonic()
+    waiter = start_waiter(pool, timeout=1.0)
+    # It waits out its whole deadline through the outage (bounded: 1 s + 2 s of slack for a
+    # stalled thread), then gets a PoolTimeout chained to the driver's error.
+    error = waiter.exception(timeout=3.0)
+    assert isinstance(error, sessionpool.PoolTimeout), repr(error)
+    assert error.__cause__ is refused, repr(error.__cause__)
+    assert "refused" in str(error)
+    assert waiter.finished_at is not None and waiter.finished_at - started >= 1.0
+    # Retries came one at a time after growing delays: within 1 s at most the first
+    # attempt and four retries (0, 0.05, 0.15, 0.35, 0.75 s).
+    attempts = recorder.by_start()
+    assert 2 <= len(attempts) <= 5, attempts
+    assert not any(succeeded for _, _, succeeded in attempts), attempts
+    for index, (before, after) in enumerate(itertools.pairwise(attempts)):
+        gap = after[0] - before[1]
+        assert gap >= RETRY_DELAYS[index] - CLOCK_SLACK, (index, gap, attempts)
+    stats = pool.stats()
+    assert stats.connect_errors == len(attempts) == db.failed_connects, stats
+    assert (stats.timeouts, stats.waiting, stats.opened, stats.busy) == (1, 0, 1, 1), stats
+    # The server is back: the next acquire that needs a connection gets one (within the
+    # longest retry delay, 0.5 s, and slack).
+    db.accept_connects()
+    lease = pool.acquire(timeout=2.0)
+    lease.release()
+    held.release()
+    assert_consistent(pool, db)
+
+
+def test_after_an_outage_the_first_connection_serves_the_oldest_waiter(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    recorder = RecordingConnect(db)
+    pool = make_pool(recorder, min_size=1, max_size=4)
+    held = pool.acquire()
+    recorder.forget()
+    refused = OperationalError("refused")
+    db.fail_all_connects(refused)
+    first = start_waiter(pool, "first", timeout=5.0)
+    # Queue the others once the outage has begun, so every later attempt is a retry.
+    eventually(lambda: pool.stats().connect_errors >= 1, "the first connect failed")
+    others = [start_waiter(pool, f"waiter-{i}", timeout=5.0) for i in (2, 3)]
+    # 4 failed attempts take at least 0.35 s of retry delays; nobody is failed by them.
+    eventually(lambda: db.failed_connects >= 4, "connects retried during the outage")
+    assert first.is_alive() and all(other.is_alive() for other in others)
+    assert pool.waiting == 3
+    db.accept_connects()
+    # The next retry is at most 0.4 s away here (0.5 s at most in any outage).
+    leases = [first.result(), *(other.result() for other in others)]
+    assert leases[0].driver_connection is db.connections[1], "the first one opened, FIFO"
+    assert len({lease.id for lease in leases}) == 3
+    attempts = recorder.by_start()
+    recovery = next(i for i, attempt in enumerate(attempts) if attempt[2])
+    chain = attempts[: recovery + 1]
+    assert len(chain) == db.failed_connects + 1 >= 5, chain
+    # Until the first success, one attempt at a time, each after its delay.
+    for index, (before, after) in enumerate(itertools.pairwise(chain)):
+        gap = after[0] - before[1]
+        delay = RETRY_DELAYS[min(index, len(RETRY_DELAYS) - 1)]
+        assert gap >= delay - CLOCK_SLACK, (index, gap, chain)
+    stats = pool.stats()
+    assert (stats.connect_errors, stats.timeouts) == (db.failed_connects, 0), stats
+    for lease in leases:
+        lease.release()
     held.release()
     assert_consistent(pool, db)

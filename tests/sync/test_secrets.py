@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import sessionpool
-from tests.fakes.fake_dbapi import FakeDatabase
+from tests.fakes.fake_dbapi import FakeDatabase, OperationalError
 from tests.sync.conftest import CANARY, PoolFactory, eventually, start_waiter
 
 
@@ -66,19 +66,36 @@ def test_no_log_record_carries_the_password(
     lease = pool.acquire(user="app", password=CANARY, timeout=2.0)
     lease.cursor().execute("select 1")
     lease.release()  # failing reset: logged, connection dropped
+    # Both ways a failed open reaches a borrower (rule 6), each logged:
+    # a user that has never opened a connection gets the driver's error at once...
     db.fail_next_connects(1)
-    with pytest.raises(Exception, match="could not connect"):
-        pool.acquire(user="app", password=CANARY, timeout=2.0)  # failed open: logged
+    with pytest.raises(OperationalError, match="could not connect") as first_failure:
+        pool.acquire(user="newcomer", password=CANARY, timeout=2.0)
+    # ...a user that has opened before waits out an outage, then gets a PoolTimeout whose
+    # message quotes the driver's error and whose cause is that error.
+    db.fail_all_connects()
+    with pytest.raises(sessionpool.PoolTimeout, match="could not connect") as timed_out:
+        pool.acquire(user="app", password=CANARY, timeout=0.3)
+    assert isinstance(timed_out.value.__cause__, OperationalError)
+    assert_clean(first_failure.value, timed_out.value, timed_out.value.__cause__)
+    db.accept_connects()
     lease = pool.acquire(user="app", password=CANARY, timeout=2.0)
     db.close_raises = True
-    lease.drop()  # failing close: logged
-    with pytest.raises(sessionpool.UsageError):
+    lease.drop()  # failing close (on the maintenance thread): logged
+    with pytest.raises(sessionpool.UsageError) as usage:
         pool.acquire(password=CANARY)
+    assert_clean(usage.value)
     other = pool.acquire(user="other", password=CANARY, timeout=2.0)
     pool.close(force=True)
     eventually(lambda: db.open_connections == 0, "everything closed")
     del other
-    assert len(caplog.records) >= 3, "the failures above are logged"
+    messages = [record.getMessage() for record in caplog.records]
+    for failure in (
+        "reset on return failed",
+        "opening a connection failed",
+        "closing a connection",
+    ):
+        assert any(failure in message for message in messages), (failure, messages)
     for record in caplog.records:
         assert CANARY not in record.getMessage(), record.getMessage()
         assert CANARY not in repr(record.args)

@@ -8,7 +8,7 @@ import pytest
 
 import sessionpool
 from tests.fakes.fake_dbapi import FakeDatabase
-from tests.sync.conftest import PoolFactory, assert_consistent
+from tests.sync.conftest import PoolFactory, assert_consistent, eventually
 
 
 def tagged_connection(pool: sessionpool.Pool, tag: str) -> int:
@@ -97,8 +97,8 @@ def test_tagged_request_at_the_cap_replaces_a_connection_of_another_tag(
     tagged_id = tagged_connection(pool, "a=1")
     lease = pool.acquire(tag="b=2", timeout=2.0)
     assert lease.id != tagged_id
-    assert db.connections[0].closed
     assert pool.opened == 1
+    eventually(lambda: db.connections[0].closed, "the connection of the other tag closed")
     lease.release()
     assert_consistent(pool, db)
 
@@ -249,7 +249,7 @@ def test_a_raising_session_callback_drops_the_connection(
     with pytest.raises(RuntimeError, match="session state"):
         pool.acquire(tag="a=1")
     assert len(recorder.calls) == 1
-    assert db.connections[0].closed
+    eventually(lambda: db.connections[0].closed, "the connection whose callback raised closed")
     recorder.fail = False
     lease = pool.acquire(tag="a=1", timeout=2.0)
     assert lease.id != 1

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 import sessionpool
-from tests.fakes.fake_dbapi import FakeDatabase
-from tests.sync.conftest import CANARY, PoolFactory, assert_consistent, start_waiter
+from tests.fakes.fake_dbapi import FakeDatabase, OperationalError
+from tests.sync.conftest import (
+    CANARY,
+    PoolFactory,
+    assert_consistent,
+    eventually,
+    start_waiter,
+)
 
 
 def test_homogeneous_pool_refuses_credentials(make_pool: PoolFactory, db: FakeDatabase) -> None:
@@ -86,6 +93,38 @@ def test_a_new_password_never_reuses_the_old_connection(
     assert db.connects == 2
 
 
+def test_a_failed_connect_fails_at_once_only_while_that_user_never_connected(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    # Rule 6 goes by key: the pool's own user has opened (min_size=1), "app" has not. A
+    # failure for "app" most likely means a mistake (a wrong password): its borrower gets the
+    # driver's error at once.
+    pool = make_pool(min_size=1, max_size=3, homogeneous=False)
+    refused = OperationalError("password authentication failed")
+    db.fail_next_connects(1, refused)
+    started = time.monotonic()
+    with pytest.raises(OperationalError) as caught:
+        pool.acquire(user="app", password="pa", timeout=5.0)
+    assert caught.value is refused
+    # "At once" against a 5 s timeout; 1 s leaves room for a stalled thread on 2 noisy cores.
+    assert time.monotonic() - started < 1.0
+    # Once "app" has opened a connection, a failure for it is an outage: its borrower waits
+    # out its timeout, and the PoolTimeout has the connect error as its cause.
+    held = pool.acquire(user="app", password="pa", timeout=2.0)
+    db.fail_all_connects(refused)
+    started = time.monotonic()
+    with pytest.raises(sessionpool.PoolTimeout) as timed_out:
+        pool.acquire(user="app", password="pa", timeout=0.3)
+    assert time.monotonic() - started >= 0.3
+    assert timed_out.value.__cause__ is refused, repr(timed_out.value.__cause__)
+    db.accept_connects()
+    lease = pool.acquire(user="app", password="pa", timeout=2.0)  # within a 0.5 s retry
+    assert lease.user == "app"
+    lease.release()
+    held.release()
+    assert_consistent(pool, db)
+
+
 def test_limits_apply_to_the_whole_pool(make_pool: PoolFactory, db: FakeDatabase) -> None:
     pool = make_pool(min_size=0, max_size=2, homogeneous=False)
     held = [
@@ -116,6 +155,9 @@ def test_at_the_cap_idle_connections_of_one_user_are_evicted_for_another(
     lease = pool.acquire(user="b", password="pb", timeout=2.0)
     assert lease.user == "b"
     assert pool.opened == 2
+    # The older idle connection of "a" is evicted, and closed a moment later on
+    # the maintenance thread; the other one of "a" and the new one of "b" stay open.
+    eventually(lambda: db.connections[0].closed, "the evicted connection of 'a' closed")
     assert [conn.closed for conn in db.connections] == [True, False, False]
     lease.release()
     assert_consistent(pool, db)
@@ -130,7 +172,7 @@ def test_a_waiter_for_one_user_is_served_by_eviction_when_another_returns(
     held.release()
     served = waiter.result()
     assert served.user == "b"
-    assert db.connections[0].closed
     assert pool.opened == 1
+    eventually(lambda: db.connections[0].closed, "the evicted connection of 'a' closed")
     served.release()
     assert_consistent(pool, db)

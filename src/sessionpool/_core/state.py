@@ -25,7 +25,9 @@ Rules kept here (each is checked by tests/core):
    time, until one opens. Waiters are not failed by a failed open: they keep their place
    and their deadline, so the first connection that opens goes to the oldest of them. The
    exception is a key that has never opened a connection: there a failure most likely means
-   a mistake (a wrong password, a bad argument), so its oldest waiter gets the error at once.
+   a mistake (a wrong password, a bad argument), so its oldest waiter gets the error at once;
+   for a per-user key that is all (one user's mistake does not hold back the others), for
+   the pool's own credentials the outage starts too (the database may be down at start-up).
 
 Hot-path economy, the fast lane: the acquire and release of an untagged connection of the
 pool's own user, with nobody waiting, touch only the slot and one deque, ``fast_idle``. A
@@ -368,6 +370,13 @@ class PoolState:
                         self._dequeue(waiter)
                         self._fail(waiter, error)
                         break
+                if key is not None:
+                    # One user's mistake is not an outage of the pool: the others' opens go
+                    # on, and this user's next waiter gets an attempt of its own.
+                    if self._waiters:
+                        self._plan_opens(top_up_min=False)
+                    self._update_calm()
+                    return
             if not self.closed:
                 self.outage = True
                 if not self.holding:

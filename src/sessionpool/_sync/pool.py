@@ -571,7 +571,8 @@ class Pool(PoolBase):
             slot.lease_class = lease_class_for(connection)
             slot.created_at = monotonic()
             slot.expires_at = self._lifetime_from(slot.created_at)
-            self._close_quietly(old, "replaced by a full reset")
+            if not self._maintainer.close_later(old, "replaced by a full reset"):
+                self._close_quietly(old, "replaced by a full reset")
             if slot.state == CLOSED:  # the pool was force-closed meanwhile
                 self._close_quietly(connection, "pool closed")
                 return
