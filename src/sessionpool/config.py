@@ -86,8 +86,10 @@ class PoolConfig:
             this many seconds (and again every as many seconds), so that a server or
             firewall that kills idle sessions is noticed by the pool, not by a borrower. A
             dead one is replaced. None: no keepalive checks.
-        connect_timeout: most seconds opening one connection may take (the driver's own
-            connect timeout, where it has one, and a time limit around the connect).
+        connect_timeout: most seconds opening one connection may take: the driver's own
+            connect timeout, where it has one, and in an `AsyncPool` a time limit around the
+            connect too. Connects never run on a borrower's path, so an acquire keeps its
+            deadline whatever this is.
         leak_threshold: a connection borrowed for longer than this many seconds is
             reported once, in a warning with the stack where it was acquired (recording
             that stack costs a few microseconds per acquire, so this is off by default).

@@ -373,7 +373,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.tick()
         token = self.timers.pop(data.draw(st.integers(0, len(self.timers) - 1), label="timer"))
         state = self.state
-        current = state.holding and token == max(self.timers + [token])
+        current = state.holding and token == max([*self.timers, token])
         state.retry_opens(token)
         if current:
             assert not state.holding

@@ -9,6 +9,7 @@ opens them. Round trips are awaited under a deadline; local checks stay synchron
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -333,13 +334,28 @@ class ExecutorConnector(AsyncConnector):
 
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
         loop = asyncio.get_running_loop()
-        connection = await loop.run_in_executor(self._executor, self.sync.connect, user, password)
+        opening = loop.run_in_executor(self._executor, self.sync.connect, user, password)
+        try:
+            # Shielded: a caller that gives up (connect_timeout, cancellation) cannot stop
+            # the thread, so the connection it still opens is closed when it arrives.
+            connection = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._close_if_connected)
+            raise
         if self.driver.sync is not self.sync.driver:  # a creator recognised its driver
             self.driver = _ExecutorDriver(self.sync.driver, self._executor)
         return connection
 
     def limit_connects(self, seconds: float) -> None:
         self.sync.limit_connects(seconds)
+
+    def _close_if_connected(self, opening: asyncio.Future[Any]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            self._executor.submit(self._close_quietly, opening.result())
+
+    def _close_quietly(self, connection: Any) -> None:
+        with contextlib.suppress(Exception):  # abandoned: nobody to tell
+            self.sync.close(connection)
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
