@@ -19,6 +19,7 @@ from typing import Any
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 
+from tests.faults.freezing import Freezable
 from tests.faults.pgcluster import free_port
 
 __all__ = ["ThrowawayMariaDB"]
@@ -38,7 +39,7 @@ _SMALL_AND_FAST = [
 ]
 
 
-class ThrowawayMariaDB:
+class ThrowawayMariaDB(Freezable):
     """One private MariaDB server. ``url(driver)`` names it; the helpers below fault it."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -182,18 +183,6 @@ class ThrowawayMariaDB:
     def pids(self) -> list[int]:
         """The server process (MariaDB serves every session on a thread of it)."""
         return [self._process.pid] if self.is_running() and self._process is not None else []
-
-    def pause(self) -> list[int]:
-        """Freeze the server (SIGSTOP): sockets stay open, nothing answers. Returns the pids."""
-        pids = self.pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        return pids
-
-    def resume(self, pids: list[int]) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
 
     def destroy(self) -> None:
         try:

@@ -7,10 +7,8 @@ connections, and is removed on `destroy`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -18,6 +16,8 @@ import time
 from pathlib import Path
 
 import psycopg
+
+from tests.faults.freezing import Freezable
 
 __all__ = ["ThrowawayPostgres", "free_port"]
 
@@ -35,7 +35,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ThrowawayPostgres:
+class ThrowawayPostgres(Freezable):
     """One private PostgreSQL server. ``url(driver)`` names it; the helpers below fault it."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -126,18 +126,6 @@ class ThrowawayPostgres:
             ["pgrep", "-P", str(master)], capture_output=True, text=True
         ).stdout.split()
         return [master, *map(int, children)]
-
-    def pause(self) -> list[int]:
-        """Freeze the server (SIGSTOP): sockets stay open, nothing answers. Returns the pids."""
-        pids = self.pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        return pids
-
-    def resume(self, pids: list[int]) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
 
     def destroy(self) -> None:
         try:
