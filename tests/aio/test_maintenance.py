@@ -692,3 +692,32 @@ async def test_an_acquire_between_two_retries_still_names_the_connect_error(
     with pytest.raises(sessionpool.PoolTimeout) as caught:
         await pool.acquire(timeout=0.1)
     assert caught.value.__cause__ is error, f"cause {caught.value.__cause__!r}: {caught.value}"
+
+
+async def test_a_held_lease_is_never_taken_for_lost(make_async_pool: AsyncPoolFactory) -> None:
+    """Leases held by a local, an attribute, an `async with` block and a task suspended
+    while holding one must never look lost to the reference count (PoolBase._lost_slots)."""
+    pool = await make_async_pool(min_size=0, max_size=4, max_idle=0.1)  # a tick of 0.05 s
+
+    class Holder:
+        lease: Any = None
+
+    holder = Holder()
+    local = await pool.acquire()
+    holder.lease = await pool.acquire()
+
+    async def hold_in_a_task() -> None:
+        async with pool.acquire() as conn:
+            await asyncio.sleep(0.5)
+            assert not conn.is_released
+
+    task = asyncio.ensure_future(hold_in_a_task())
+    async with pool.acquire() as in_block:
+        await asyncio.sleep(0.5)  # ten rounds of the worker
+        assert not in_block.is_released
+    await task
+    assert pool.stats().reclaimed == 0
+    for lease in (local, holder.lease):
+        assert not lease.is_released
+        await lease.release()
+    assert pool.stats().reclaimed == 0

@@ -607,3 +607,25 @@ def test_an_acquire_between_two_retries_still_names_the_connect_error(
     with pytest.raises(sessionpool.PoolTimeout) as caught:
         pool.acquire(timeout=0.1)
     assert caught.value.__cause__ is error, f"cause {caught.value.__cause__!r}: {caught.value}"
+
+
+def test_a_held_lease_is_never_taken_for_lost(make_pool: PoolFactory, db: FakeDatabase) -> None:
+    """Lost leases are found by reference count (see PoolBase._lost_slots): leases held in
+    every usual way (a local, a list, a with block, an attribute) must never look lost."""
+    pool = make_pool(min_size=0, max_size=4, max_idle=0.1)  # a tick of 0.05 s
+
+    class Holder:
+        lease: Any = None
+
+    holder = Holder()
+    local = pool.acquire()
+    in_list = [pool.acquire()]
+    holder.lease = pool.acquire()
+    with pool.acquire() as in_block:
+        time.sleep(0.5)  # ten rounds of the worker
+        assert in_block.cursor() is not None
+    assert pool.stats().reclaimed == 0
+    for lease in (local, in_list[0], holder.lease):
+        assert lease.cursor() is not None and not lease.is_released
+        lease.release()
+    assert pool.stats().reclaimed == 0

@@ -55,13 +55,6 @@ class AsyncLease:
     def is_released(self) -> bool:
         return self._slot is None
 
-    def __del__(self) -> None:
-        # Collected while still lent: only an atomic append here (the collector may run on
-        # any thread); the pool's maintenance task resets it and takes it back.
-        slot = self._slot
-        if slot is not None:
-            self._pool._orphans.append(slot)
-
     @property
     def pool(self) -> AsyncPool:
         return self._pool

@@ -411,8 +411,6 @@ class AsyncPool(PoolBase):
         self._run(self._take_effects())
         if refusal is not None:
             raise refusal
-        if self._orphans and self._wake_maintainer is not None:
-            self._wake_maintainer.set()  # a collected lease's connection may serve this one
         return await self._wait(request, deadline, timeout, errors_before)
 
     async def _wait(
@@ -700,8 +698,8 @@ class AsyncPool(PoolBase):
 
     async def _maintain(self, now: float) -> None:
         """One round of background work (see `Pool._maintain`)."""
-        while self._orphans:
-            await self._reclaim(self._orphans.popleft())
+        for slot in self._lost_slots():
+            await self._reclaim(slot)
         core = self._core
         if core.closed:
             return
@@ -754,7 +752,6 @@ class AsyncPool(PoolBase):
         self._maintainer = None
         self._wake_maintainer = None
         self._watchers = []
-        self._orphans.clear()
 
 
 async def _maintenance(pool_ref: weakref.ref[AsyncPool], wake: asyncio.Event) -> None:

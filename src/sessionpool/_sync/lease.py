@@ -141,14 +141,6 @@ class Lease:
             return
         self.release()
 
-    def __del__(self) -> None:
-        # Collected while still lent: the borrower lost it without releasing. Only an atomic
-        # deque append here (this runs on whatever thread the collector picked, maybe one
-        # holding the pool's lock); the maintenance thread resets it and takes it back.
-        slot = self._slot
-        if slot is not None:
-            self._pool._orphans.append(slot)
-
     def __repr__(self) -> str:
         slot = self._slot
         if slot is None:

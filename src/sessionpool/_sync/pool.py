@@ -417,8 +417,6 @@ class Pool(PoolBase):
         self._run(effects)
         if refusal is not None:
             raise refusal
-        if request is not None and self._orphans:
-            self._maintainer.wake()  # a collected lease's connection may serve this request
         if slot is None:
             assert request is not None
             slot = self._wait(request, deadline, timeout, errors_before)
@@ -694,8 +692,12 @@ class Pool(PoolBase):
         """One round of the maintenance thread: give back the connections of leases
         collected while lent, report leases held too long, retire idle and expired
         connections (keeping ``min_size``), and check the idle ones due for keepalive."""
-        while self._orphans:
-            self._reclaim(self._orphans.popleft())
+        with self._lock:
+            if self._core.closed:
+                return
+            lost = self._lost_slots()
+        for slot in lost:
+            self._reclaim(slot)
         with self._lock:
             if self._core.closed:
                 return
@@ -754,4 +756,3 @@ class Pool(PoolBase):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._maintainer = Maintainer(self)
-        self._orphans.clear()
