@@ -71,6 +71,14 @@ class UserKey(NamedTuple):
         return f"UserKey({self.user!r})"
 
 
+class PartitionKey(NamedTuple):
+    """Identity of a connection acquired with ``partition=``: the user's key (None for the
+    pool's own credentials) and the partition. Lent only to the same pair."""
+
+    user_key: Hashable
+    partition: Hashable
+
+
 class AcquireArguments(NamedTuple):
     """One acquire's arguments, checked and normalized."""
 
@@ -98,6 +106,7 @@ class PoolBase:
             increment=config.increment,
             lifo=config.idle_order == "lifo",
             lazy=config.lazy,
+            key_cap=config.max_per_partition,
         )
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
@@ -339,6 +348,7 @@ class PoolBase:
         self._apply_settings(config)
         core = self._core
         core.increment = config.increment
+        core.key_cap = config.max_per_partition
         if lifetime_changed:
             for slot in core.slots():
                 slot.expires_at = self._lifetime_from(slot.created_at)
@@ -410,6 +420,7 @@ class PoolBase:
             increment=config.increment,
             lifo=config.idle_order == "lifo",
             lazy=True,
+            key_cap=config.max_per_partition,
         )
         if old.closed:
             self._core.close(force=True)
@@ -431,6 +442,7 @@ class PoolBase:
         password: str | None,
         when_exhausted: str | None,
         purity: str | None,
+        partition: Hashable = None,
     ) -> AcquireArguments:
         """Check and normalize an acquire's arguments (the slow path's first step)."""
         if timeout is DEFAULT:
@@ -442,6 +454,16 @@ class PoolBase:
         if purity not in _PURITIES:
             raise UsageError(f"purity must be 'new', 'self' or 'default' (got {purity!r})")
         key = None if user is None and password is None else self._key_for(user, password)
+        if partition is not None:
+            try:
+                hash(partition)
+            except TypeError:
+                raise UsageError(
+                    f"partition must be hashable (a string, number or tuple), "
+                    f"not {type(partition).__name__}"
+                ) from None
+            user_key, key = key, PartitionKey(key, partition)
+            self._credentials.setdefault(key, self._credentials.get(user_key, (None, None)))
         wanted_tag = None if tag is None else self._normalize_tag(tag)
         return AcquireArguments(key, wanted_tag, mode, timeout, purity)
 

@@ -99,6 +99,10 @@ class PoolConfig:
             session handed out carries another tag than the one asked for.
         homogeneous: when False, ``acquire(user=..., password=...)`` may ask for a
             connection opened for another user.
+        max_per_partition: most connections open at once for one partition (see
+            ``acquire(partition=...)``; cx_Oracle's ``max_sessions_per_shard``) and user. The
+            connections acquired without a partition count as one partition. None: only the
+            pool's own limits.
         name: a label for logs, errors and metrics; never derived from credentials.
     """
 
@@ -123,6 +127,7 @@ class PoolConfig:
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
     homogeneous: bool = True
+    max_per_partition: int | None = None
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -153,6 +158,8 @@ class PoolConfig:
             _check_limit("max_lifetime", self.max_lifetime)
         if self.max_uses is not None:
             _check_int("max_uses", self.max_uses, lowest=1)
+        if self.max_per_partition is not None:
+            _check_int("max_per_partition", self.max_per_partition, lowest=1)
         for name in ("max_idle", "keepalive_interval", "leak_threshold"):
             if getattr(self, name) is not None:
                 _check_limit(name, getattr(self, name))
@@ -226,6 +233,7 @@ _TEXT_KINDS: dict[str, type] = {
     "ping_interval": float,
     "max_lifetime": float,
     "max_uses": int,
+    "max_per_partition": int,
     "max_idle": float,
     "keepalive_interval": float,
     "connect_timeout": float,
@@ -240,6 +248,7 @@ _NONE_ALLOWED = frozenset(
         "name",
         "max_lifetime",
         "max_uses",
+        "max_per_partition",
         "max_idle",
         "keepalive_interval",
         "leak_threshold",

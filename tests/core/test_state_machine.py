@@ -61,6 +61,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.ever_opened: set[Hashable] = set()
         self.timers: list[int] = []  # tokens of RetryOpens effects whose delay runs
         self.excess_allowed = 0  # connections above a cap lowered by resize, on their way out
+        self.key_excess = 0  # the same for key_cap (only ever raised here, never lowered)
         # What the core's counters must say.
         self.lendings = 0
         self.handoffs = 0
@@ -77,9 +78,17 @@ class PoolMachine(RuleBasedStateMachine):
         increment=st.integers(1, 3),
         lifo=st.booleans(),
         lazy=st.booleans(),
+        key_cap=st.sampled_from([None, None, 1, 2]),
     )
     def create(
-        self, min_size: int, extra: int, max_overflow: int, increment: int, lifo: bool, lazy: bool
+        self,
+        min_size: int,
+        extra: int,
+        max_overflow: int,
+        increment: int,
+        lifo: bool,
+        lazy: bool,
+        key_cap: int | None,
     ) -> None:
         self.state = PoolState(
             min_size=min_size,
@@ -88,6 +97,7 @@ class PoolMachine(RuleBasedStateMachine):
             increment=increment,
             lifo=lifo,
             lazy=lazy,
+            key_cap=key_cap,
         )
         if not lazy:
             self.state.start()
@@ -189,8 +199,13 @@ class PoolMachine(RuleBasedStateMachine):
         room = float("inf") if state.cap is None else state.cap - state.opened - state.opening
         on_its_way = self.pending_for(key) - self.waiting_for(key)
         # Evicting every idle slot frees that many places, unless a forced open beyond the cap
-        # already took them.
-        can_serve = on_its_way > 0 or room + state.idle > 0
+        # already took them; and the key's own cap must leave room (its idle slots count).
+        key_room = float("inf")
+        if state.key_cap is not None:
+            of_key = [s for s in state.slots() if s.key == key]
+            key_idle = sum(1 for s in of_key if s.state == IDLE)
+            key_room = state.key_cap - len(of_key) - self.pending_for(key) + key_idle
+        can_serve = on_its_way > 0 or (room + state.idle > 0 and key_room > 0)
         result = state.enqueue(request, mode)
         if state.closed:
             assert result == "closed"
@@ -526,6 +541,15 @@ class PoolMachine(RuleBasedStateMachine):
         # Open connections exceed the cap only by those lent to their forced requests (and
         # those left from a lowered cap): any other arriving or returning above it is closed.
         assert state.opened <= state.cap + len(self.forced_held) + self.excess_allowed
+
+    @invariant()
+    def key_cap_holds_outside_forced_opens(self) -> None:
+        state = self.state
+        if state.key_cap is None:
+            return
+        for key in set(KEYS):
+            opened = sum(1 for s in state.slots() if s.key == key and s not in self.forced_slots)
+            assert opened + self.pending_for(key) <= state.key_cap + self.key_excess, key
 
     @invariant()
     def queue_is_fifo_and_unsettled(self) -> None:

@@ -228,6 +228,7 @@ class AsyncPool(PoolBase):
         password: str | None = None,
         when_exhausted: str | None = None,
         purity: str | None = None,
+        partition: Hashable = None,
     ) -> _Acquire:
         """Borrow a connection: ``async with pool.acquire() as conn:`` returns it on exit;
         ``conn = await pool.acquire()`` leaves that to ``await conn.release()``.
@@ -244,16 +245,26 @@ class AsyncPool(PoolBase):
             and password is None
             and when_exhausted is None
             and purity is None
+            and partition is None
         ):
             arguments: tuple[Any, ...]
             if timeout is DEFAULT:
                 arguments = _DEFAULTS
             else:
                 check_timeout("timeout", timeout)
-                arguments = (timeout, None, False, None, None, None, None)
+                arguments = (timeout, None, False, None, None, None, None, None)
             fast = True
         else:
-            arguments = (timeout, tag, matchanytag, user, password, when_exhausted, purity)
+            arguments = (
+                timeout,
+                tag,
+                matchanytag,
+                user,
+                password,
+                when_exhausted,
+                purity,
+                partition,
+            )
             fast = False
         # Built field by field, as leases are: no __init__ frame on the hot path.
         handle: _Acquire = _new_lease(_Acquire)
@@ -311,9 +322,10 @@ class AsyncPool(PoolBase):
         password: str | None,
         when_exhausted: str | None,
         purity: str | None,
+        partition: Hashable = None,
     ) -> AsyncLease:
         key, wanted_tag, mode, timeout, purity = self._request(
-            timeout, tag, user, password, when_exhausted, purity
+            timeout, tag, user, password, when_exhausted, purity, partition
         )
         loop = self._bind_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -773,7 +785,7 @@ async def _maintenance(pool_ref: weakref.ref[AsyncPool], wake: asyncio.Event) ->
 
 
 # The arguments of an acquire() that asked for nothing in particular.
-_DEFAULTS = (DEFAULT, None, False, None, None, None, None)
+_DEFAULTS = (DEFAULT, None, False, None, None, None, None, None)
 
 
 class _Acquire:

@@ -80,6 +80,8 @@ class PoolState:
         increment: connections opened together when the pool grows.
         lifo: reuse the most recently returned connection first (else the oldest).
         lazy: open nothing until the first request.
+        key_cap: most connections open (or opening) at once for any one key; None: no
+            limit beyond the pool's (forced opens are not counted, as for the pool's cap).
     """
 
     def __init__(
@@ -91,11 +93,13 @@ class PoolState:
         increment: int = 1,
         lifo: bool = True,
         lazy: bool = False,
+        key_cap: int | None = None,
     ) -> None:
         self.min_size = min_size
         self.max_size = max_size
         self.cap: int | None = None if max_overflow < 0 else max_size + max_overflow
         self.increment = increment
+        self.key_cap = key_cap
         self.lifo = lifo
         self.started = not lazy
         self.closed = False
@@ -111,6 +115,7 @@ class PoolState:
         self._failures_in_row = 0
         self._retry_token = 0
         self._opening_for: dict[Hashable, int] = {}
+        self._opened_for: dict[Hashable, int] = {}  # kept only while key_cap matters
         self._ever_opened: set[Hashable] = set()  # keys that have opened a connection
         self._all: set[Slot] = set()
 
@@ -254,8 +259,11 @@ class PoolState:
         room to open one, or by evicting an idle one (which acquire just found unusable)."""
         on_its_way = self._opening_for.get(key, 0) - self._waiting_for.get(key, 0)
         # Evicting every idle slot frees `idle` places; a forced open beyond the cap may
-        # already have taken them (room below zero).
-        return on_its_way > 0 or self._room() + self.idle > 0
+        # already have taken them (room below zero). The key's own cap counts as well.
+        if on_its_way > 0:
+            return True
+        key_room = self._key_room(key) + self._idle_of(key)
+        return self._room() + self.idle > 0 and key_room > 0
 
     def cancel(self, request: Request, *, timed_out: bool) -> Slot | None:
         """Withdraw a waiting request (deadline passed, or the caller was interrupted).
@@ -321,6 +329,7 @@ class PoolState:
         self.connections_opened += 1
         self._all.add(slot)
         self._ever_opened.add(key)
+        self._opened_for[key] = self._opened_for.get(key, 0) + 1
         if self.outage:
             # The server is back: open what the waiters and min_size need, all at once.
             self.outage = self.holding = False
@@ -634,20 +643,36 @@ class PoolState:
             self.checking -= 1
         slot.state = CLOSED
         self.opened -= 1
+        left = self._opened_for[slot.key] - 1
+        if left:
+            self._opened_for[slot.key] = left
+        else:
+            del self._opened_for[slot.key]  # per-user and per-partition keys come and go
         self.connections_closed += 1
         self._retired_uses += slot.uses
         self._all.discard(slot)
         self.effects.append(CloseConnection(slot, reason))
 
-    def _evict_idle(self) -> bool:
-        """Close the least recently used idle slot to make room; False if none is idle.
+    def _key_room(self, key: Hashable) -> float:
+        """How many more connections ``key`` may open under ``key_cap``."""
+        if self.key_cap is None:
+            return float("inf")
+        return self.key_cap - self._opened_for.get(key, 0) - self._opening_for.get(key, 0)
+
+    def _idle_of(self, key: Hashable) -> int:
+        return sum(len(bucket) for bucket in self._idle.get(key, {}).values())
+
+    def _evict_idle(self, key: Hashable = _EVERY_KEY) -> bool:
+        """Close the least recently used idle slot (of ``key`` only, when given) to make
+        room; False if none is idle.
 
         Only called while requests wait that no idle slot can serve (rule 3), so no idle slot
         is worth more to them than the room it takes.
         """
         # Each bucket's left end is its least recently used slot, in LIFO and FIFO alike.
         oldest: Slot | None = None
-        for buckets in self._idle.values():
+        keys = self._idle.values() if key is _EVERY_KEY else [self._idle.get(key, {})]
+        for buckets in keys:
             for bucket in buckets.values():
                 if bucket and (oldest is None or bucket[0].last_used < oldest.last_used):
                     oldest = bucket[0]
@@ -678,18 +703,26 @@ class PoolState:
         for key, short in shortfall.items():
             if short <= 0:
                 continue
+            # The key's own cap first: at it, only this key's idle slots (of other tags,
+            # which its waiters cannot use) can make room for it.
+            key_room = self._key_room(key)
+            while key_room < short and self._evict_idle(key):
+                key_room += 1
+            short = int(min(short, key_room))
+            if short <= 0:
+                continue  # its waiters wait for one of its own to come back
             room = self._room()
             # Evict only if that yields room to open (a forced open may hold the cap exceeded).
             while room < short and room + self.idle > 0 and self._evict_idle():
                 room += 1
             if room > 0:
-                self._open(key, self._growth(short))
+                self._open(key, int(min(self._growth(short), self._key_room(key))))
         if top_up_min and self.started:
             # Keeping min_size is not growth on demand: open exactly what is missing
             # (cx_Oracle creates a pool with min sessions, whatever its increment).
             short = self.min_size - self.opened - self.opening
             if short > 0:
-                self._open(None, int(min(short, self._room())))
+                self._open(None, int(min(short, self._room(), self._key_room(None))))
 
     def _growth(self, short: int) -> int:
         """How many to open for a shortfall: the shortfall rounded up to ``increment`` as long

@@ -228,6 +228,7 @@ class Pool(PoolBase):
         password: str | None = None,
         when_exhausted: str | None = None,
         purity: str | None = None,
+        partition: Hashable = None,
     ) -> Lease:
         """Borrow a connection.
 
@@ -242,6 +243,10 @@ class Pool(PoolBase):
             purity: ``"new"`` hands out a session no borrower has used since it was opened
                 or fully reset (cx_Oracle's PURITY_NEW: the full reset runs first if
                 needed); ``"self"`` or ``"default"`` (the default) accept a reused one.
+            partition: a hashable naming a partition of the pool's sessions (a connection
+                class, a shard key): a session opened for one partition is only ever lent to
+                the same partition, and ``max_per_partition`` caps each. The driver is not
+                told (a session is not routed anywhere by it).
         Returns:
             A `Lease`: the DB-API connection, returned on ``close()``/``release()``/exit.
         Raises:
@@ -258,6 +263,7 @@ class Pool(PoolBase):
             and password is None
             and when_exhausted is None
             and purity is None
+            and partition is None
         ):
             # Hot path, the core's fast lane run inline (see _core/state.py): lock, pop,
             # compare generation, unlock, check age, wrap. Explicit acquire/release rather
@@ -285,7 +291,9 @@ class Pool(PoolBase):
                     return lease
                 core.unpop_fast_idle(slot)
             self._lock.release()
-        return self._acquire_slow(timeout, tag, matchanytag, user, password, when_exhausted, purity)
+        return self._acquire_slow(
+            timeout, tag, matchanytag, user, password, when_exhausted, purity, partition
+        )
 
     def release(self, lease: Lease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged.
@@ -353,9 +361,10 @@ class Pool(PoolBase):
         password: str | None,
         when_exhausted: str | None,
         purity: str | None,
+        partition: Hashable = None,
     ) -> Lease:
         key, wanted_tag, mode, timeout, purity = self._request(
-            timeout, tag, user, password, when_exhausted, purity
+            timeout, tag, user, password, when_exhausted, purity, partition
         )
         deadline = None if timeout is None else monotonic() + timeout
         while True:
