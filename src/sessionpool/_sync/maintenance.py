@@ -10,6 +10,7 @@ close() is collected, and the thread then ends.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import weakref
 from collections import deque
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .pool import Pool
 
 __all__ = ["Maintainer"]
+
+logger = logging.getLogger("sessionpool.pool")
 
 
 class Maintainer:
@@ -112,9 +115,13 @@ class Maintainer:
                 pool._close_quietly(connection, reason)
             if stopping:
                 return
-            for token in tokens:
-                pool._retry_opens(token)
+            try:
+                for token in tokens:
+                    pool._retry_opens(token)
+                if run_round:
+                    pool._maintain(monotonic())
+            except Exception:  # a failed round must not end the worker
+                logger.exception("pool %r: maintenance round failed", pool.name)
             if run_round:
-                pool._maintain(monotonic())
                 next_round = monotonic() + pool._tick()
             del pool  # hold it only weakly while waiting
