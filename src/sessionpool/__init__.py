@@ -18,14 +18,17 @@ from .errors import (
     DriverNotInstalled,
     Error,
     ForeignLease,
+    ForeignSession,
     LeaseReleased,
     PoolClosed,
     PoolExhausted,
     PoolInUse,
     PoolTimeout,
+    TransactionLost,
     UsageError,
 )
 from .factory import create_async_pool, create_pool
+from .session import ScopedSession, Session
 from .url import URL, parse_url
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "DriverNotInstalled",
     "Error",
     "ForeignLease",
+    "ForeignSession",
     "Lease",
     "LeaseReleased",
     "Pool",
@@ -49,6 +53,9 @@ __all__ = [
     "PoolInUse",
     "PoolStats",
     "PoolTimeout",
+    "ScopedSession",
+    "Session",
+    "TransactionLost",
     "UsageError",
     "create_async_pool",
     "create_pool",

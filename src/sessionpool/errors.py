@@ -12,11 +12,13 @@ __all__ = [
     "DriverNotInstalled",
     "Error",
     "ForeignLease",
+    "ForeignSession",
     "LeaseReleased",
     "PoolClosed",
     "PoolExhausted",
     "PoolInUse",
     "PoolTimeout",
+    "TransactionLost",
     "UsageError",
 ]
 
@@ -65,6 +67,16 @@ class ForeignLease(UsageError):
     """A lease was handed to a pool that did not lend it."""
 
 
+class ForeignSession(UsageError):
+    """A session was used from a thread or task other than the one that owns it."""
+
+
+class TransactionLost(Error):
+    """The connection died while a session's transaction was open: what the transaction
+    did is gone (or, at commit, its outcome is unknown). Nothing was retried; roll back
+    (or close) the session and do the work again in a new transaction."""
+
+
 for _cls in (
     Error,
     ConfigError,
@@ -77,6 +89,8 @@ for _cls in (
     UsageError,
     LeaseReleased,
     ForeignLease,
+    ForeignSession,
+    TransactionLost,
 ):
     # Show the public path in tracebacks, not the private module.
     _cls.__module__ = "sessionpool"

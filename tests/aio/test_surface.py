@@ -10,6 +10,8 @@ Documented differences:
   ``await pool.acquire()`` and ``async with pool.acquire()`` work.
 * Parameter annotations name ``Lease`` vs ``AsyncLease``: only names, kinds and defaults are
   compared.
+* ``session`` and ``scoped_session`` (issue 7) exist on Pool only until AsyncSession is
+  built: `NOT_YET_ON_ASYNCPOOL` names them, and must shrink to empty.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pytest
 
 from sessionpool import AsyncLease, AsyncPool, Lease, Pool
 
+#: Pool members AsyncPool does not have yet (issue 7's AsyncSession is being built).
+NOT_YET_ON_ASYNCPOOL = {"session", "scoped_session"}
 #: Pool methods that do I/O: coroutine functions on AsyncPool.
 POOL_IO = {"close", "open", "release", "drop", "ping", "drain", "reconfigure", "resize", "wait"}
 #: Pool methods compared parameter by parameter.
@@ -31,7 +35,8 @@ LEASE_IO = {"release", "close", "drop"}
 
 
 def public_names(cls: type) -> set[str]:
-    return {name for name in dir(cls) if not name.startswith("_")}
+    names = {name for name in dir(cls) if not name.startswith("_")}
+    return names - NOT_YET_ON_ASYNCPOOL if cls is Pool else names
 
 
 def kind_of(cls: type, name: str) -> str:

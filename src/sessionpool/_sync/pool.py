@@ -24,6 +24,7 @@ from .._pool_base import DEFAULT, PoolBase
 from ..config import PoolConfig, check_timeout
 from ..drivers.base import Connector
 from ..errors import LeaseReleased, PoolClosed
+from ..session import ScopedSession, Session
 from .lease import Lease, lease_class_for
 from .maintenance import Maintainer
 
@@ -294,6 +295,16 @@ class Pool(PoolBase):
         return self._acquire_slow(
             timeout, tag, matchanytag, user, password, when_exhausted, purity, partition
         )
+
+    def session(self, **session_args: Any) -> Session:
+        """A transaction scope over a connection of this pool (see `Session`):
+        ``with pool.session() as s: s.execute(...)`` commits on success, rolls back on error
+        and always gives the connection back."""
+        return Session(self, **session_args)
+
+    def scoped_session(self, **session_args: Any) -> ScopedSession:
+        """A registry giving each thread its own `Session` (see `ScopedSession`)."""
+        return ScopedSession(self, **session_args)
 
     def release(self, lease: Lease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged.

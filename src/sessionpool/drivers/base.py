@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, ConnectionDead
+from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL, scrub_secrets
 from . import watchdog
 
@@ -104,6 +104,39 @@ class Driver:
         """Close a driver connection. Errors propagate; the pool ignores them."""
         connection.close()
 
+    # -- transaction modes (sessions set them per session and put them back) ---------------
+
+    def autocommit(self, connection: Any) -> bool:
+        """Whether the connection is in autocommit mode (an attribute in most drivers, a
+        method pair in the MySQL ones)."""
+        getter = getattr(connection, "get_autocommit", None)
+        if callable(getter):
+            return bool(getter())
+        return bool(getattr(connection, "autocommit", False))
+
+    def set_autocommit(self, connection: Any, on: bool) -> None:
+        current = getattr(connection, "autocommit", None)
+        if callable(current):
+            current(on)
+        elif current is None:
+            raise UsageError(f"the {self.name} driver has no autocommit mode to set")
+        else:
+            connection.autocommit = on
+
+    def isolation_level(self, connection: Any) -> str | None:
+        """The isolation level of the next transaction ("READ COMMITTED"...), None when the
+        driver cannot tell."""
+        return None
+
+    def set_isolation_level(self, connection: Any, level: str | None) -> None:
+        """Set the level of the next transactions; None: the server's default (only where
+        `isolation_level` can return None)."""
+        raise UsageError(f"sessionpool cannot set the isolation level of {self.name} connections")
+
+    def begin(self, connection: Any) -> None:
+        """Make sure a transaction is open (before a savepoint). DB-API drivers open one
+        implicitly with the first statement; those that do not override this."""
+
     def call_within(self, connection: Any, timeout: float, function: Callable[[], T]) -> T:
         """``function()`` with the connection's socket cut after ``timeout`` seconds.
 
@@ -144,6 +177,19 @@ class Driver:
             raise
         if watchdog.disarm(watch):
             raise ConnectionDead(f"no answer within {timeout} s; connection cut")
+
+
+ISOLATION_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+
+
+def isolation_name(level: str) -> str:
+    """``level`` in the SQL standard's spelling ("read_committed" -> "READ COMMITTED");
+    raises `UsageError` for anything else."""
+    name = str(level).replace("_", " ").replace("-", " ").upper().strip()
+    if name not in ISOLATION_LEVELS:
+        allowed = ", ".join(repr(level) for level in ISOLATION_LEVELS)
+        raise UsageError(f"isolation_level must be one of {allowed} (got {level!r})")
+    return name
 
 
 class GenericDriver(Driver):

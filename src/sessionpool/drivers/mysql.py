@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments, with_credentials
+from .base import ArgumentKind, URLDriver, convert_arguments, isolation_name, with_credentials
 
 __all__ = [
     "MySQLdbDriver",
@@ -116,6 +116,29 @@ class _MySQLDriver(URLDriver):
             raise ConnectionDead("the driver reports the connection closed")
         with self.time_limit(connection, timeout):
             connection.ping(False)  # PyMySQL: never reconnect behind the pool's back
+
+    def isolation_level(self, connection: Any) -> str | None:
+        cursor = connection.cursor()
+        try:
+            # MariaDB 10 names it tx_isolation, MySQL 8 transaction_isolation (MariaDB 11.1+
+            # knows both).
+            try:
+                cursor.execute("SELECT @@SESSION.tx_isolation")
+            except self.module.Error:  # type: ignore[union-attr]
+                cursor.execute("SELECT @@SESSION.transaction_isolation")
+            (value,) = cursor.fetchone()
+        finally:
+            cursor.close()
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return text.replace("-", " ")
+
+    def set_isolation_level(self, connection: Any, level: str | None) -> None:
+        cursor = connection.cursor()
+        try:
+            name = isolation_name(level or "REPEATABLE READ")  # InnoDB's default
+            cursor.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {name}")
+        finally:
+            cursor.close()
 
 
 class PyMySQLDriver(_MySQLDriver):

@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 
 from ..errors import ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments, with_credentials
+from .base import (
+    ArgumentKind,
+    URLDriver,
+    convert_arguments,
+    isolation_name,
+    with_credentials,
+)
 
 __all__ = ["Psycopg2Driver", "PsycopgDriver", "is_postgresql_disconnect", "libpq_arguments"]
 
@@ -207,6 +213,32 @@ class _PostgreSQLDriver(URLDriver):
 
     def _execute(self, connection: Any, sql: str) -> None:
         raise NotImplementedError
+
+    def isolation_level(self, connection: Any) -> str | None:
+        level = connection.isolation_level  # None: the server's default
+        if level is None:
+            return None
+        name = getattr(level, "name", None) or _PSYCOPG2_LEVELS.get(level)
+        return None if name is None else str(name).replace("_", " ")
+
+    def set_isolation_level(self, connection: Any, level: str | None) -> None:
+        if level is None:  # back to the server's default
+            connection.isolation_level = None
+            return
+        name = isolation_name(level)
+        if self.module is not None and hasattr(self.module, "IsolationLevel"):
+            connection.isolation_level = self.module.IsolationLevel[name.replace(" ", "_")]
+        else:
+            connection.isolation_level = name  # psycopg2 takes the SQL spelling
+
+
+# psycopg2 reports its level as the ISOLATION_LEVEL_* number.
+_PSYCOPG2_LEVELS = {
+    4: "READ UNCOMMITTED",
+    1: "READ COMMITTED",
+    2: "REPEATABLE READ",
+    3: "SERIALIZABLE",
+}
 
 
 class PsycopgDriver(_PostgreSQLDriver):

@@ -16,9 +16,9 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import ConfigError, ConnectionDead
+from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments
+from .base import ArgumentKind, URLDriver, convert_arguments, isolation_name
 
 __all__ = ["SQLiteDriver"]
 
@@ -141,6 +141,31 @@ class SQLiteDriver(URLDriver):
         if super().is_disconnect(error, connection):
             return True
         return isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error)
+
+    # -- transaction modes -----------------------------------------------------------------
+
+    def autocommit(self, connection: Any) -> bool:
+        # sqlite3 before 3.12 (and its legacy mode after): isolation_level None is autocommit.
+        return connection.isolation_level is None
+
+    def set_autocommit(self, connection: Any, on: bool) -> None:
+        connection.isolation_level = None if on else ""
+
+    def isolation_level(self, connection: Any) -> str | None:
+        return "SERIALIZABLE"  # SQLite's only level
+
+    def set_isolation_level(self, connection: Any, level: str | None) -> None:
+        if level is not None and isolation_name(level) != "SERIALIZABLE":
+            # SQLite transactions are always serializable (read_uncommitted only matters in
+            # shared-cache mode); asking for a weaker level is not an error in SQL terms,
+            # but silently granting a different one would be wrong: refuse.
+            raise UsageError(f"SQLite transactions are SERIALIZABLE only (asked for {level!r})")
+
+    def begin(self, connection: Any) -> None:
+        # sqlite3's legacy mode opens a transaction only before INSERT/UPDATE/DELETE; a
+        # savepoint outside one would start (and its release commit) a transaction of its own.
+        if not connection.in_transaction:
+            connection.execute("BEGIN")
 
     # -- reset -----------------------------------------------------------------------------
 

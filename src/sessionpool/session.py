@@ -1,0 +1,408 @@
+"""Session: a transaction scope over a borrowed connection; ScopedSession: one per thread.
+
+A session borrows a connection on first use and gives it back on commit, rollback or close,
+so a connection is held only while a transaction is open. It never reconnects behind a
+transaction: a connection that dies inside one raises `TransactionLost`. No pool logic here:
+the session only calls the pool's public acquire, release and drop.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .errors import ForeignSession, TransactionLost, UsageError
+
+if TYPE_CHECKING:
+    from ._sync.lease import Lease
+    from ._sync.pool import Pool
+
+__all__ = ["ScopedSession", "Session"]
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+
+class Session:
+    """One unit of work on one connection at a time, for the thread that created it.
+
+    ``with pool.session() as s:`` commits when the block succeeds, rolls back when it
+    raises, and always gives the connection back; a ``with s:`` (or ``s.savepoint()``)
+    inside it is a savepoint. Writes queued with `add` are sent by `flush`, batched, inside
+    the open transaction; `commit` flushes first.
+
+    Args:
+        pool: the `Pool` to borrow from.
+        autocommit: set the connection's autocommit mode for this session (put back when
+            the connection is returned); None leaves it as the pool's connections are.
+        isolation_level: "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE" or "READ
+            UNCOMMITTED" for this session's transactions (put back on return).
+        reconnect: outside a transaction, retry a statement whose connection turned out
+            dead once on a fresh connection (DBUtils' "steady" connections). Never inside
+            a transaction. Beware a write in autocommit mode may have been applied before
+            the connection died.
+        **acquire_args: passed to `Pool.acquire` (timeout, tag, user, password, ...).
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        autocommit: bool | None = None,
+        isolation_level: str | None = None,
+        reconnect: bool = False,
+        **acquire_args: Any,
+    ) -> None:
+        if autocommit is not None and not isinstance(autocommit, bool):
+            raise UsageError(f"autocommit must be True, False or None, not {autocommit!r}")
+        self._pool = pool
+        self._autocommit = autocommit
+        self._isolation_level = isolation_level
+        self._reconnect = reconnect
+        self._acquire_args = acquire_args
+        self._owner = threading.get_ident()
+        self._lease: Lease | None = None
+        self._saved_modes: dict[str, Any] = {}
+        self._in_transaction = False
+        self._lost: TransactionLost | None = None
+        self._pending: list[tuple[str, Params]] = []
+        self._savepoints: list[tuple[str, int]] = []  # (name, pending writes when set)
+        self._depth = 0  # nesting of `with session:`
+        self._nested: list[Any] = []  # the savepoint scopes of nested `with session:`
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether statements have run since the last commit or rollback."""
+        return self._in_transaction
+
+    @property
+    def pending(self) -> int:
+        """Writes queued by `add` and not yet flushed."""
+        return len(self._pending)
+
+    @property
+    def connection(self) -> Lease:
+        """The borrowed connection (borrowed now if the session holds none)."""
+        self._check()
+        return self._borrow()
+
+    # -- statements ------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Params = None) -> Any:
+        """Run one statement now, inside the session's transaction; returns the cursor."""
+        self._check()
+        return self._run(lambda connection: _execute(connection.cursor(), sql, params))
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
+        """Run one statement for each parameter set, batched by the driver."""
+        self._check()
+        rows = list(seq_of_params)
+        self._run(functools.partial(_executemany, sql=sql, rows=rows))
+
+    def fetch(self, sql: str, params: Params = None) -> list[Any]:
+        """Run a query and return all its rows."""
+        self._check()
+        rows: list[Any] = self._run(
+            lambda connection: _fetch(connection, sql, params, all_rows=True)
+        )
+        return rows
+
+    def fetchone(self, sql: str, params: Params = None) -> Any:
+        """Run a query and return its first row, or None."""
+        self._check()
+        return self._run(lambda connection: _fetch(connection, sql, params, all_rows=False))
+
+    def add(self, sql: str, params: Params = None) -> None:
+        """Queue a write; `flush` (or `commit`) sends the queue, batched per statement."""
+        self._check()
+        self._pending.append((sql, params))
+
+    def flush(self) -> None:
+        """Send every queued write inside the open transaction, consecutive writes of the
+        same statement as one `executemany` (a few round trips for a thousand rows). They are
+        then visible to this session, and to others only after `commit`."""
+        self._check()
+        while self._pending:
+            sql = self._pending[0][0]
+            count = 1
+            while count < len(self._pending) and self._pending[count][0] == sql:
+                count += 1
+            batch = [params for _, params in self._pending[:count]]
+            self._run(functools.partial(_executemany, sql=sql, rows=batch))
+            del self._pending[:count]
+
+    # -- ending the transaction ------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Flush, commit, and give the connection back.
+
+        Raises:
+            TransactionLost: the connection died inside the transaction, or during the
+                commit (its outcome is then unknown). Never retried.
+        """
+        self._check()
+        self.flush()
+        lease = self._lease
+        if lease is None:
+            return
+        try:
+            lease.commit()
+        except Exception as exc:
+            if not self._pool.is_disconnect(exc, lease):
+                raise
+            self._drop()
+            raise TransactionLost(
+                "the connection died during COMMIT: the transaction's outcome is unknown; "
+                "check before doing the work again"
+            ) from exc
+        self._in_transaction = False
+        self._savepoints.clear()
+        self._give_back()
+
+    def rollback(self) -> None:
+        """Discard the transaction and the queued writes, and give the connection back. After
+        a `TransactionLost`, this is what makes the session usable again."""
+        self._check_owner()
+        self._pending.clear()
+        self._savepoints.clear()
+        self._lost = None
+        lease = self._lease
+        self._in_transaction = False
+        if lease is None:
+            return
+        try:
+            lease.rollback()
+        except Exception as exc:
+            if not self._pool.is_disconnect(exc, lease):
+                raise
+            self._drop()  # dead anyway: nothing of the transaction survives
+            return
+        self._give_back()
+
+    def close(self) -> None:
+        """Roll back whatever is open, discard queued writes, give the connection back. The
+        session may be used again (it borrows anew)."""
+        self.rollback()
+
+    # -- scopes ----------------------------------------------------------------------------
+
+    @contextmanager
+    def savepoint(self) -> Iterator[Session]:
+        """A nested scope: released on success, rolled back to on error (the enclosing
+        transaction goes on)."""
+        self._check()
+        if self._autocommit or (self._lease is not None and self._is_autocommit()):
+            raise UsageError("a savepoint needs a transaction: this session is in autocommit")
+        self.flush()
+        name = f"sessionpool_sp{len(self._savepoints) + 1}"
+
+        def set_savepoint(connection: Lease) -> None:
+            self._pool._connector.driver.begin(connection.driver_connection)
+            _execute(connection.cursor(), f"SAVEPOINT {name}", None).close()
+
+        self._run(set_savepoint)
+        self._savepoints.append((name, len(self._pending)))
+        try:
+            yield self
+        except BaseException:
+            if self._lease is not None and self._lost is None and self._savepoints:
+                self._savepoints.pop()
+                self._pending.clear()  # queued inside the savepoint: discarded with it
+                self._run(lambda c: _execute(c.cursor(), f"ROLLBACK TO SAVEPOINT {name}", None))
+            raise
+        self.flush()
+        self._savepoints.pop()
+        self._run(lambda c: _execute(c.cursor(), f"RELEASE SAVEPOINT {name}", None))
+
+    def __enter__(self) -> Session:
+        self._check_owner()
+        self._depth += 1
+        if self._depth > 1:
+            scope = self.savepoint()
+            scope.__enter__()
+            self._nested.append(scope)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            scope = self._nested.pop()
+            scope.__exit__(exc_type, exc, tb)
+            return
+        if exc is not None:
+            self.close()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_owner(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise ForeignSession(
+                "this session belongs to another thread; give each thread its own "
+                "(pool.scoped_session() does), never share one"
+            )
+
+    def _check(self) -> None:
+        self._check_owner()
+        if self._lost is not None:
+            raise TransactionLost(
+                "the connection died inside this session's transaction: roll back (or close) "
+                "the session, then do the work again"
+            ) from self._lost.__cause__
+
+    def _borrow(self) -> Lease:
+        lease = self._lease
+        if lease is not None:
+            return lease
+        lease = self._pool.acquire(**self._acquire_args)
+        try:
+            self._saved_modes = self._apply_modes(lease.driver_connection)
+        except BaseException:
+            lease.release()
+            raise
+        self._lease = lease
+        return lease
+
+    def _apply_modes(self, raw: Any) -> dict[str, Any]:
+        driver = self._pool._connector.driver
+        saved: dict[str, Any] = {}
+        if self._autocommit is not None and driver.autocommit(raw) != self._autocommit:
+            saved["autocommit"] = not self._autocommit
+            driver.set_autocommit(raw, self._autocommit)
+        if self._isolation_level is not None:
+            current = driver.isolation_level(raw)
+            saved["isolation_level"] = current
+            driver.set_isolation_level(raw, self._isolation_level)
+        return saved
+
+    def _is_autocommit(self) -> bool:
+        assert self._lease is not None
+        return bool(self._pool._connector.driver.autocommit(self._lease.driver_connection))
+
+    def _run(self, work: Any) -> Any:
+        """Run ``work(lease)``; a dead connection inside a transaction is `TransactionLost`,
+        outside one it is dropped (and, with ``reconnect``, the work retried once)."""
+        lease = self._borrow()
+        try:
+            result = work(lease)
+        except Exception as exc:
+            if not self._pool.is_disconnect(exc, lease):
+                raise
+            was_in_transaction = self._in_transaction or bool(self._savepoints)
+            self._drop()
+            if was_in_transaction:
+                self._lost = TransactionLost(
+                    "the connection died inside this session's transaction: its work is "
+                    "gone; nothing was retried. Roll back, then do it again"
+                )
+                self._lost.__cause__ = exc
+                raise self._lost from exc
+            if not self._reconnect:
+                raise
+            result = work(self._borrow())  # once, on a fresh connection
+        if not self._is_autocommit():
+            self._in_transaction = True
+        return result
+
+    def _drop(self) -> None:
+        lease, self._lease = self._lease, None
+        self._saved_modes = {}
+        self._in_transaction = False
+        self._savepoints.clear()
+        if lease is not None and not lease.is_released:
+            lease.drop()
+
+    def _give_back(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is None:
+            return
+        saved, self._saved_modes = self._saved_modes, {}
+        try:
+            driver = self._pool._connector.driver
+            raw = lease.driver_connection
+            if "isolation_level" in saved:
+                driver.set_isolation_level(raw, saved["isolation_level"])
+            if "autocommit" in saved:
+                driver.set_autocommit(raw, saved["autocommit"])
+        except Exception:
+            # The connection's modes are unknown now: it must not serve anyone else.
+            lease.drop()
+            raise
+        lease.release()
+
+
+class ScopedSession:
+    """A registry giving each thread its own `Session`, created on first use (SQLAlchemy's
+    ``scoped_session``). Call it for the current thread's session; `remove` at the end of a
+    request closes and forgets it. Session methods called on the registry go to the
+    current thread's session.
+
+    Args:
+        pool: the `Pool`.
+        **session_args: passed to each `Session`.
+    """
+
+    def __init__(self, pool: Pool, **session_args: Any) -> None:
+        self._pool = pool
+        self._session_args = session_args
+        self._local = threading.local()
+
+    def __call__(self) -> Session:
+        session: Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = Session(self._pool, **self._session_args)
+        return session
+
+    def has_session(self) -> bool:
+        return getattr(self._local, "session", None) is not None
+
+    def remove(self) -> None:
+        """Close the current thread's session (rolling back what is open) and forget it."""
+        session: Session | None = getattr(self._local, "session", None)
+        self._local.session = None
+        if session is not None:
+            session.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or not hasattr(Session, name):
+            raise AttributeError(name)
+        return getattr(self(), name)
+
+
+def _execute(cursor: Any, sql: str, params: Params) -> Any:
+    if params is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, params)
+    return cursor
+
+
+def _executemany(connection: Any, *, sql: str, rows: list[Params]) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def _fetch(connection: Any, sql: str, params: Params, *, all_rows: bool) -> Any:
+    cursor = _execute(connection.cursor(), sql, params)
+    try:
+        return cursor.fetchall() if all_rows else cursor.fetchone()
+    finally:
+        cursor.close()
