@@ -395,7 +395,7 @@ def _execute(cursor: Any, sql: str, params: Params) -> Any:
 def _executemany(connection: Any, *, sql: str, rows: list[Params]) -> None:
     cursor = connection.cursor()
     try:
-        cursor.executemany(sql, rows)
+        connection.pool._connector.driver.executemany(cursor, sql, rows)
     finally:
         cursor.close()
 

@@ -133,6 +133,11 @@ class Driver:
         `isolation_level` can return None)."""
         raise UsageError(f"sessionpool cannot set the isolation level of {self.name} connections")
 
+    def executemany(self, cursor: Any, sql: str, rows: list[Any]) -> None:
+        """Run ``sql`` for every parameter set in ``rows`` in as few round trips as the
+        driver allows (psycopg pipelines, PyMySQL folds INSERTs into one statement)."""
+        cursor.executemany(sql, rows)
+
     def begin(self, connection: Any) -> None:
         """Make sure a transaction is open (before a savepoint). DB-API drivers open one
         implicitly with the first statement; those that do not override this."""

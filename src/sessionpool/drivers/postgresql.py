@@ -326,6 +326,12 @@ class Psycopg2Driver(_PostgreSQLDriver):
         "cursor_factory",
     )
 
+    def executemany(self, cursor: Any, sql: str, rows: list[Any]) -> None:
+        # psycopg2's executemany is a round trip per row; execute_batch sends pages of them.
+        from psycopg2.extras import execute_batch  # type: ignore[import-untyped]
+
+        execute_batch(cursor, sql, rows, page_size=200)
+
     def __init__(self, module: ModuleType | None = None) -> None:
         super().__init__(module)
         self._baseline: dict[str, Any] | None = None
