@@ -29,6 +29,7 @@ from .errors import (
 )
 from .factory import create_async_pool, create_pool
 from .session import ScopedSession, Session
+from .sharing import SharedReader, ThreadConnections
 from .url import URL, parse_url
 
 __all__ = [
@@ -55,6 +56,8 @@ __all__ = [
     "PoolTimeout",
     "ScopedSession",
     "Session",
+    "SharedReader",
+    "ThreadConnections",
     "TransactionLost",
     "UsageError",
     "create_async_pool",
