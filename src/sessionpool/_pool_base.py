@@ -53,7 +53,7 @@ DEFAULT: Any = _Default()
 _PURITIES = (None, "new", "self", "default")
 # Settings reconfigure() cannot change on a live pool: they decide how connections were
 # identified or ordered, or how the pool was started.
-_FIXED_SETTINGS = ("homogeneous", "idle_order", "lazy")
+_FIXED_SETTINGS = ("homogeneous", "idle_order", "lazy", "max_size_bounds")
 # The maintenance worker wakes at least this often (orphaned leases, retries) and at most
 # this often (whatever the limits it enforces); a wake with nothing to do costs microseconds.
 _SLOWEST_TICK = 1.0
@@ -107,6 +107,7 @@ class PoolBase:
             lifo=config.idle_order == "lifo",
             lazy=config.lazy,
             key_cap=config.max_per_partition,
+            max_size_bounds=config.max_size_bounds,
         )
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
@@ -421,6 +422,7 @@ class PoolBase:
             lifo=config.idle_order == "lifo",
             lazy=True,
             key_cap=config.max_per_partition,
+            max_size_bounds=config.max_size_bounds,
         )
         if old.closed:
             self._core.close(force=True)

@@ -99,6 +99,10 @@ class PoolConfig:
             session handed out carries another tag than the one asked for.
         homogeneous: when False, ``acquire(user=..., password=...)`` may ask for a
             connection opened for another user.
+        max_size_bounds: what ``max_size`` bounds when a connection comes back with nobody
+            waiting: ``"open"`` (the default, cx_Oracle's way) closes it while more than
+            ``max_size`` are open; ``"idle"`` (SQLAlchemy QueuePool's way, whose pool_size is
+            the size of its idle queue) keeps it unless ``max_size`` are idle already.
         max_per_partition: most connections open at once for one partition (see
             ``acquire(partition=...)``; cx_Oracle's ``max_sessions_per_shard``) and user. The
             connections acquired without a partition count as one partition. None: only the
@@ -127,6 +131,7 @@ class PoolConfig:
     on_connect: Callable[[Any], object] | None = None
     session_callback: SessionCallback | None = None
     homogeneous: bool = True
+    max_size_bounds: Literal["open", "idle"] = "open"
     max_per_partition: int | None = None
     name: str | None = None
 
@@ -143,6 +148,7 @@ class PoolConfig:
         _check_bool("lazy", self.lazy)
         _check_bool("homogeneous", self.homogeneous)
         check_when_exhausted(self.when_exhausted)
+        _check_choice("max_size_bounds", self.max_size_bounds, ("open", "idle"))
         _check_choice("idle_order", self.idle_order, _IDLE_ORDERS)
         check_timeout("wait_timeout", self.wait_timeout)
         _check_limit("reset_timeout", self.reset_timeout)
@@ -227,6 +233,7 @@ _TEXT_KINDS: dict[str, type] = {
     "homogeneous": bool,
     "when_exhausted": str,
     "idle_order": str,
+    "max_size_bounds": str,
     "wait_timeout": float,
     "reset_timeout": float,
     "ping_timeout": float,

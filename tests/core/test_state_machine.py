@@ -79,6 +79,7 @@ class PoolMachine(RuleBasedStateMachine):
         lifo=st.booleans(),
         lazy=st.booleans(),
         key_cap=st.sampled_from([None, None, 1, 2]),
+        bounds_idle=st.booleans(),
     )
     def create(
         self,
@@ -89,6 +90,7 @@ class PoolMachine(RuleBasedStateMachine):
         lifo: bool,
         lazy: bool,
         key_cap: int | None,
+        bounds_idle: bool,
     ) -> None:
         self.state = PoolState(
             min_size=min_size,
@@ -98,6 +100,7 @@ class PoolMachine(RuleBasedStateMachine):
             lifo=lifo,
             lazy=lazy,
             key_cap=key_cap,
+            max_size_bounds="idle" if bounds_idle else "open",
         )
         if not lazy:
             self.state.start()
@@ -268,7 +271,11 @@ class PoolMachine(RuleBasedStateMachine):
         slot = self.lent.pop(index)
         self.forced_held.discard(slot)
         nobody_waits = not self.waiting
-        above_max_size = state.opened > state.max_size
+        # What max_size bounds: the open connections, or (SQLAlchemy's way) the idle ones.
+        if state.bounds_idle:
+            above_max_size = state.idle >= state.max_size
+        else:
+            above_max_size = state.opened > state.max_size
         if (
             fast
             and tag is None

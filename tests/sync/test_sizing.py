@@ -193,3 +193,19 @@ def test_opened_never_exceeds_the_cap_under_contention(
     assert 1 <= highest[0] <= cap, highest[0]
     assert_consistent(pool, db)
     assert pool.busy == 0
+
+
+def test_max_size_bounds_idle_keeps_returned_connections_while_overflow_is_out(
+    make_pool: PoolFactory, db: FakeDatabase
+) -> None:
+    """SQLAlchemy's QueuePool: pool_size bounds the idle queue, so with overflow out, the
+    first returned connections are kept (up to max_size idle), not closed."""
+    pool = make_pool(min_size=0, max_size=3, max_overflow=-1, max_size_bounds="idle")
+    leases = [pool.acquire() for _ in range(6)]
+    for lease in leases[:3]:
+        lease.release()
+    assert (pool.idle, pool.busy, pool.opened) == (3, 3, 6)
+    for lease in leases[3:]:
+        lease.release()  # the idle queue is full now: these are closed
+    assert (pool.idle, pool.busy, pool.opened) == (3, 0, 3)
+    assert_consistent(pool, db)

@@ -82,6 +82,10 @@ class PoolState:
         lazy: open nothing until the first request.
         key_cap: most connections open (or opening) at once for any one key; None: no
             limit beyond the pool's (forced opens are not counted, as for the pool's cap).
+        max_size_bounds: what ``max_size`` bounds when a connection comes back with nobody
+            waiting: "open" closes it while more than ``max_size`` are open (cx_Oracle);
+            "idle" keeps it unless ``max_size`` are idle already (SQLAlchemy's QueuePool,
+            whose pool_size is the size of its idle queue).
     """
 
     def __init__(
@@ -94,12 +98,14 @@ class PoolState:
         lifo: bool = True,
         lazy: bool = False,
         key_cap: int | None = None,
+        max_size_bounds: str = "open",
     ) -> None:
         self.min_size = min_size
         self.max_size = max_size
         self.cap: int | None = None if max_overflow < 0 else max_size + max_overflow
         self.increment = increment
         self.key_cap = key_cap
+        self.bounds_idle = max_size_bounds == "idle"
         self.lifo = lifo
         self.started = not lazy
         self.closed = False
@@ -567,7 +573,9 @@ class PoolState:
                 self._dequeue(waiter)
                 self._grant(waiter, slot)
                 return
-        if not self._waiters and self.opened > self.max_size:
+        if not self._waiters and (
+            self.idle >= self.max_size if self.bounds_idle else self.opened > self.max_size
+        ):
             self._forget(slot, "overflow")
             return
         slot.state = IDLE
