@@ -36,6 +36,7 @@ from ..config import PoolConfig, check_timeout
 from ..drivers.async_base import AsyncConnector, within
 from ..errors import ConnectionDead, LeaseReleased, PoolClosed, UsageError
 from .lease import AsyncLease, async_lease_class_for
+from .session import AsyncScopedSession, AsyncSession
 
 __all__ = ["AsyncPool"]
 
@@ -161,6 +162,14 @@ class AsyncPool(PoolBase):
             self._disposed = True
             await self._connector.dispose()
 
+    async def close_idle(self) -> None:
+        """Close the idle connections now, keeping ``min_size`` (see `Pool.close_idle`)."""
+        if self._core.closed:
+            raise self._closed_error()
+        self._bind_loop()
+        self._core.close_idle()
+        self._run(self._take_effects())
+
     async def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
         """Change the pool's sizes at run time (see `Pool.resize`)."""
         sizes = {"min_size": min_size, "max_size": max_size}
@@ -273,6 +282,17 @@ class AsyncPool(PoolBase):
         handle._fast = fast
         handle._lease = None
         return handle
+
+    def session(self, **session_args: Any) -> AsyncSession:
+        """A transaction scope over a connection of this pool (see `AsyncSession`):
+        ``async with pool.session() as s: await s.execute(...)`` commits on success, rolls
+        back on error and always gives the connection back."""
+        return AsyncSession(self, **session_args)
+
+    def scoped_session(self, **session_args: Any) -> AsyncScopedSession:
+        """A registry giving each asyncio task its own `AsyncSession` (see
+        `AsyncScopedSession`)."""
+        return AsyncScopedSession(self, **session_args)
 
     async def release(self, lease: AsyncLease, tag: str | None = None) -> None:
         """Give a borrowed connection back, optionally retagged (see `Pool.release`)."""

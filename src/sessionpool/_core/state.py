@@ -439,6 +439,18 @@ class PoolState:
         self._plan_opens()
         self._update_calm()
 
+    def close_idle(self) -> None:
+        """Close every idle slot beyond ``min_size`` now (least recently used first); lent
+        ones are untouched and come back as usual."""
+        if self.closed:
+            return
+        for slot in sorted(self.idle_slots(), key=lambda slot: slot.last_used):
+            if self.opened <= self.min_size:
+                break
+            self._remove_idle(slot)
+            self._forget(slot, "idle connections closed")
+        self._update_calm()
+
     def take_for_check(self, slot: Slot) -> bool:
         """Take an idle slot out of the idle lists for a keepalive check; False if it is no
         longer idle. Give it back with `checked`."""

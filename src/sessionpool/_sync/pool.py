@@ -146,6 +146,19 @@ class Pool(PoolBase):
             effects = self._take_effects()
         self._run(effects)
 
+    def close_idle(self) -> None:
+        """Close the idle connections now, keeping ``min_size`` open; borrowed ones are
+        untouched and come back as usual (SQLAlchemy's ``dispose()``).
+        Raises:
+            PoolClosed: the pool is closed.
+        """
+        with self._lock:
+            if self._core.closed:
+                raise self._closed_error()
+            self._core.close_idle()
+            effects = self._take_effects()
+        self._run(effects)
+
     def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
         """Change the pool's sizes at run time (`reconfigure` with only the sizes).
 
