@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit services bench clean
+.PHONY: demo test lint typecheck unit services bench clean sqlalchemy-suite
 
 demo: $(STAMP)
 	$(PY) -m sessionpool demo
@@ -23,6 +23,13 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# SQLAlchemy's own pool tests (pinned sdist, fetched into .venv/sqlalchemy-suite), stock and with
+# sessionpool's QueuePool swapped in, printing every per-test difference. `make test` runs the
+# same comparison through tests/compat/test_sqlalchemy_suite.py; this target is for reading it.
+# SQLALCHEMY_SUITE_ARGS: e.g. `--version 2.1.9` or `--swap probe` (see tools/sqlalchemy_suite).
+sqlalchemy-suite: $(STAMP)
+	$(PY) tools/sqlalchemy_suite $(SQLALCHEMY_SUITE_ARGS)
 
 services:
 	bash tools/ensure_services.sh
