@@ -7,6 +7,7 @@ with pool.acquire() as conn:
 
 from ._async.lease import AsyncLease
 from ._async.pool import AsyncPool
+from ._async.session import AsyncScopedSession, AsyncSession
 from ._core.stats import PoolStats
 from ._sync.lease import Lease
 from ._sync.pool import Pool
@@ -36,6 +37,8 @@ __all__ = [
     "URL",
     "AsyncLease",
     "AsyncPool",
+    "AsyncScopedSession",
+    "AsyncSession",
     "ConfigError",
     "ConnectionDead",
     "Connector",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, ConnectionDead
+from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL
 from .base import Connector, Driver, scrub_error
 
@@ -157,6 +159,88 @@ class AsyncDriver:
     async def close(self, connection: Any, timeout: float) -> None:
         """Close a connection within ``timeout``; abort it when that runs out."""
         await within(timeout, connection.close(), quick_cancel=self.quick_cancel)
+
+    # -- sessions: statements and transaction modes (`AsyncSession` runs them) -------------
+    #
+    # The defaults suit cursor-based drivers whose calls are coroutines or return awaitables
+    # (psycopg's AsyncConnection, aiomysql, aiosqlite). Statements, BEGIN and COMMIT carry no
+    # time limit: they are the borrower's work, which may rightly take long (a server's
+    # statement_timeout bounds it), and a COMMIT cut short would make a transaction that may
+    # have committed look lost. The mode round trips are the session's own housekeeping and
+    # are bounded like the pool's resets.
+
+    #: False for a driver that opens no transaction by itself (asyncpg): outside autocommit,
+    #: a session then calls `begin` before each statement.
+    begins_implicitly = True
+
+    async def execute(self, connection: Any, sql: str, params: Any) -> Any:
+        """Run one statement; returns what the driver returns for it (the cursor here)."""
+        cursor = await _awaited(connection.cursor())
+        if params is None:
+            await _awaited(cursor.execute(sql))
+        else:
+            await _awaited(cursor.execute(sql, params))
+        return cursor
+
+    async def executemany(self, connection: Any, sql: str, rows: list[Any]) -> None:
+        """Run ``sql`` for every parameter set in ``rows``, batched as the driver allows."""
+        cursor = await _awaited(connection.cursor())
+        try:
+            await _awaited(cursor.executemany(sql, rows))
+        finally:
+            await _awaited(cursor.close())
+
+    async def fetch(self, connection: Any, sql: str, params: Any, *, all_rows: bool) -> Any:
+        """Run a query and return all its rows, or (``all_rows=False``) the first or None."""
+        cursor = await self.execute(connection, sql, params)
+        try:
+            return await _awaited(cursor.fetchall() if all_rows else cursor.fetchone())
+        finally:
+            await _awaited(cursor.close())
+
+    async def run_statement(self, connection: Any, sql: str) -> None:
+        """Run a statement of the session's own (SAVEPOINT...), leaving no cursor open."""
+        cursor = await self.execute(connection, sql, None)
+        await _awaited(cursor.close())
+
+    async def begin(self, connection: Any) -> None:
+        """Make sure a transaction is open (before a savepoint, and before every statement
+        where `begins_implicitly` is False)."""
+
+    async def commit_transaction(self, connection: Any) -> None:
+        """Commit the borrower's transaction (no time limit: see above)."""
+        await _awaited(connection.commit())
+
+    def autocommit(self, connection: Any) -> bool:
+        """Whether each statement commits by itself (local, no round trip)."""
+        getter = getattr(connection, "get_autocommit", None)
+        if callable(getter):
+            return bool(getter())
+        value = getattr(connection, "autocommit", False)
+        return False if callable(value) else bool(value)
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        """Switch autocommit on or off within ``timeout``."""
+        setter = getattr(connection, "set_autocommit", None)  # psycopg's spelling
+        if not callable(setter):
+            setter = getattr(connection, "autocommit", None)  # aiomysql's
+        if not callable(setter):
+            raise UsageError(f"the {self.name} driver has no autocommit mode sessionpool can set")
+        await within(timeout, _awaited(setter(on)), quick_cancel=self.quick_cancel)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        """The isolation level of the next transactions ("READ COMMITTED"...), None for the
+        server's default or when the driver cannot tell."""
+        return None
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        """Set the level of the next transactions; None: the server's default."""
+        raise UsageError(f"sessionpool cannot set the isolation level of {self.name} connections")
+
+
+async def _awaited(value: Any) -> Any:
+    """``value``, awaited if it is awaitable (async drivers differ on which calls are)."""
+    return await value if inspect.isawaitable(value) else value
 
 
 class AsyncURLDriver(AsyncDriver):
@@ -316,6 +400,73 @@ class _ExecutorDriver(AsyncDriver):
 
     async def close(self, connection: Any, timeout: float) -> None:
         await self._run(timeout, self.sync.close, connection)
+
+    # Sessions: the blocking driver's statements on the thread pool, without a limit (see
+    # `AsyncDriver`); its mode round trips under the watchdog, as its resets.
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def execute(self, connection: Any, sql: str, params: Any) -> Any:
+        return await self._call(_execute_blocking, connection, sql, params)
+
+    async def executemany(self, connection: Any, sql: str, rows: list[Any]) -> None:
+        await self._call(self._executemany_blocking, connection, sql, rows)
+
+    def _executemany_blocking(self, connection: Any, sql: str, rows: list[Any]) -> None:
+        cursor = connection.cursor()
+        try:
+            self.sync.executemany(cursor, sql, rows)
+        finally:
+            cursor.close()
+
+    async def fetch(self, connection: Any, sql: str, params: Any, *, all_rows: bool) -> Any:
+        return await self._call(_fetch_blocking, connection, sql, params, all_rows)
+
+    async def run_statement(self, connection: Any, sql: str) -> None:
+        await self._call(_run_blocking, connection, sql)
+
+    async def begin(self, connection: Any) -> None:
+        await self._call(self.sync.begin, connection)
+
+    async def commit_transaction(self, connection: Any) -> None:
+        await self._call(connection.commit)
+
+    def autocommit(self, connection: Any) -> bool:
+        return self.sync.autocommit(connection)
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        change = functools.partial(self.sync.set_autocommit, connection, on)
+        await self._run(timeout, self.sync.call_within, connection, timeout, change)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        read = functools.partial(self.sync.isolation_level, connection)
+        return await self._run(timeout, self.sync.call_within, connection, timeout, read)
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        change = functools.partial(self.sync.set_isolation_level, connection, level)
+        await self._run(timeout, self.sync.call_within, connection, timeout, change)
+
+
+def _execute_blocking(connection: Any, sql: str, params: Any) -> Any:
+    cursor = connection.cursor()
+    if params is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, params)
+    return cursor
+
+
+def _run_blocking(connection: Any, sql: str) -> None:
+    _execute_blocking(connection, sql, None).close()
+
+
+def _fetch_blocking(connection: Any, sql: str, params: Any, all_rows: bool) -> Any:
+    cursor = _execute_blocking(connection, sql, params)
+    try:
+        return cursor.fetchall() if all_rows else cursor.fetchone()
+    finally:
+        cursor.close()
 
 
 class ExecutorConnector(AsyncConnector):

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import ConnectionDead
 from ..url import URL
 from .async_base import AsyncURLDriver, within
-from .base import convert_arguments, with_credentials
+from .base import convert_arguments, isolation_name, with_credentials
 from .mysql import connect_kinds, is_mysql_disconnect, mysql_url_values
 
 __all__ = ["AiomysqlDriver"]
@@ -120,6 +120,35 @@ class AiomysqlDriver(AsyncURLDriver):
             await within(timeout, connection.ensure_closed(), quick_cancel=True)
         finally:
             connection.close()  # drops the transport if the goodbye did not get through
+
+    # -- sessions: statements are `AsyncDriver`'s (cursors); the modes are round trips,
+    # bounded as the resets are.
+
+    def autocommit(self, connection: Any) -> bool:
+        return bool(connection.get_autocommit())  # the server's last status flags
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        await within(timeout, connection.autocommit(on), quick_cancel=True)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        assert self.module is not None
+        module = self.module
+
+        async def read() -> Any:
+            # MariaDB 10 names it tx_isolation, MySQL 8 transaction_isolation.
+            try:
+                return await _query_one(connection, "SELECT @@SESSION.tx_isolation")
+            except module.Error:
+                return await _query_one(connection, "SELECT @@SESSION.transaction_isolation")
+
+        value = await within(timeout, read(), quick_cancel=True)
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return text.replace("-", " ")
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        name = isolation_name(level or "REPEATABLE READ")  # InnoDB's default
+        statement = f"SET SESSION TRANSACTION ISOLATION LEVEL {name}"
+        await within(timeout, _execute(connection, statement), quick_cancel=True)
 
 
 async def _execute(connection: Any, sql: str) -> None:

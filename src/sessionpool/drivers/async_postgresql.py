@@ -8,12 +8,13 @@ session; errors are classified by SQLSTATE and the drivers' connection-lost exce
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any, ClassVar
 
-from ..errors import ConnectionDead
+from ..errors import ConnectionDead, UsageError
 from ..url import URL
 from .async_base import AsyncURLDriver, finish_detached, within
-from .base import ArgumentKind, convert_arguments, with_credentials
+from .base import ArgumentKind, convert_arguments, isolation_name, with_credentials
 from .postgresql import (
     PsycopgDriver,
     is_postgresql_disconnect,
@@ -162,6 +163,69 @@ class AsyncpgDriver(AsyncURLDriver):
             connection.terminate()  # no goodbye: just drop the socket
             raise
 
+    # -- sessions --------------------------------------------------------------------------
+    # asyncpg has no cursors and no autocommit switch: outside a transaction every statement
+    # commits by itself. A session's transactions are opened here (BEGIN, with its isolation
+    # level) and ended by COMMIT or ROLLBACK; the session's modes live in the driver, per
+    # connection, since asyncpg has nowhere to keep them. Parameters are positional ($1).
+
+    begins_implicitly = False
+
+    def __init__(self, module: Any = None) -> None:
+        super().__init__(module)
+        # Only sessions set these, and they put them back when they return the connection.
+        self._autocommit: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+        self._isolation: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+    async def execute(self, connection: Any, sql: str, params: Any) -> Any:
+        """Returns asyncpg's status of the statement ("INSERT 0 1")."""
+        return await connection.execute(sql, *_positional(params))
+
+    async def executemany(self, connection: Any, sql: str, rows: list[Any]) -> None:
+        await connection.executemany(sql, [_positional(params) for params in rows])
+
+    async def fetch(self, connection: Any, sql: str, params: Any, *, all_rows: bool) -> Any:
+        if all_rows:
+            return await connection.fetch(sql, *_positional(params))
+        return await connection.fetchrow(sql, *_positional(params))
+
+    async def run_statement(self, connection: Any, sql: str) -> None:
+        await connection.execute(sql)
+
+    async def begin(self, connection: Any) -> None:
+        if not connection.is_in_transaction():
+            level = self._isolation.get(connection)
+            await connection.execute("BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {level}")
+
+    async def commit(self, connection: Any, timeout: float) -> None:
+        # asyncpg connections have no commit(): a transaction left open is ended by SQL.
+        await within(timeout, self.commit_transaction(connection), quick_cancel=True)
+
+    async def commit_transaction(self, connection: Any) -> None:
+        if connection.is_closed():
+            # Its transaction status is stale now: never let a lost one look committed.
+            raise ConnectionDead("the driver reports the connection closed")
+        if connection.is_in_transaction():
+            await connection.execute("COMMIT")
+
+    def autocommit(self, connection: Any) -> bool:
+        return self._autocommit.get(connection, False)
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        if on:
+            self._autocommit[connection] = True
+        else:
+            self._autocommit.pop(connection, None)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        return self._isolation.get(connection)
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        if level is None:
+            self._isolation.pop(connection, None)
+        else:
+            self._isolation[connection] = isolation_name(level)
+
 
 class AsyncPsycopgDriver(AsyncURLDriver):
     """psycopg 3's AsyncConnection (``postgresql://`` and ``postgresql+psycopg://`` in an
@@ -281,6 +345,26 @@ class AsyncPsycopgDriver(AsyncURLDriver):
 
         await finish_detached(timeout, close_when_free())
 
+    # -- sessions: statements are `AsyncDriver`'s (cursors); the modes are local settings
+    # psycopg applies at the next BEGIN, so they need no round trip and no time limit.
+
+    def autocommit(self, connection: Any) -> bool:
+        return bool(connection.autocommit)
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        await connection.set_autocommit(on)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        level = connection.isolation_level  # None: the server's default
+        return None if level is None else str(level.name).replace("_", " ")
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        assert self.module is not None
+        value = None
+        if level is not None:
+            value = self.module.IsolationLevel[isolation_name(level).replace(" ", "_")]
+        await connection.set_isolation_level(value)
+
 
 def _transport_fd(transport: Any) -> int | None:
     """The socket descriptor under an asyncio transport, if any."""
@@ -301,3 +385,12 @@ async def _settle_cancellation(connection: Any, timeout: float) -> None:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def _positional(params: Any) -> Any:
+    """A session's parameters as asyncpg's positional arguments."""
+    if params is None:
+        return ()
+    if isinstance(params, dict):
+        raise UsageError("asyncpg takes positional parameters ($1, $2...), not a dict")
+    return tuple(params)

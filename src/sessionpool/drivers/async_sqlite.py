@@ -72,3 +72,23 @@ class AiosqliteDriver(AsyncURLDriver):
         if isinstance(error, ValueError) and "no active connection" in str(error):
             return True  # aiosqlite's error for a closed connection
         return isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error)
+
+    # -- sessions: statements are `AsyncDriver`'s (aiosqlite's cursors); the modes are
+    # `sqlite.py`'s (sqlite3's legacy mode), run on the connection's own thread where they
+    # touch the connection.
+
+    async def begin(self, connection: Any) -> None:
+        await connection._execute(self.sync.begin, connection._conn)
+
+    def autocommit(self, connection: Any) -> bool:
+        return self.sync.autocommit(connection._conn)
+
+    async def set_autocommit(self, connection: Any, on: bool, timeout: float) -> None:
+        change = connection._execute(self.sync.set_autocommit, connection._conn, on)
+        await within(timeout, change, quick_cancel=True)
+
+    async def isolation_level(self, connection: Any, timeout: float) -> str | None:
+        return self.sync.isolation_level(connection._conn)  # SQLite has one level
+
+    async def set_isolation_level(self, connection: Any, level: str | None, timeout: float) -> None:
+        self.sync.set_isolation_level(connection._conn, level)  # checks; there is no other

@@ -235,6 +235,23 @@ async def test_default_reset_rolls_back_an_open_transaction(
     assert count_rows(pg_admin, pg_table, tag) == 0
 
 
+async def test_commit_reset_commits_what_the_borrower_left_open(
+    open_pool: PoolOpener, flavor: Flavor, pg_admin: psycopg.Connection[Any], pg_table: str
+) -> None:
+    """reset_on_return="commit": asyncpg connections have no commit(); the driver commits by
+    SQL, and the connection stays in the pool."""
+    tag = uuid.uuid4().hex
+    pool = await open_pool(flavor.url(), min_size=1, max_size=1, reset_on_return="commit")
+    async with pool.acquire() as a:
+        pid_a = flavor.pid(a)
+        await flavor.begin(a)
+        await flavor.run(a, f"INSERT INTO {pg_table} (tag) VALUES ('{tag}')", commit=False)
+    async with pool.acquire() as b:
+        assert flavor.pid(b) == pid_a, "the connection was dropped instead of committed"
+        assert not flavor.in_transaction(b.driver_connection)
+    assert count_rows(pg_admin, pg_table, tag) == 1
+
+
 async def test_default_reset_makes_no_round_trip_without_a_transaction(
     open_pool: PoolOpener, make_proxy: ProxyMaker, flavor: Flavor
 ) -> None:
