@@ -221,11 +221,11 @@ class Session:
 
     def __enter__(self) -> Session:
         self._check_owner()
-        self._depth += 1
-        if self._depth > 1:
+        if self._depth > 0:
             scope = self.savepoint()
-            scope.__enter__()
+            scope.__enter__()  # raises (autocommit, a dead connection): no level is added
             self._nested.append(scope)
+        self._depth += 1
         return self
 
     def __exit__(

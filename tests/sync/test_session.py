@@ -165,3 +165,11 @@ def test_scoped_sessions_give_each_thread_its_own(pool: sessionpool.Pool) -> Non
     assert len({id(session) for session in seen.values()}) == 4
     assert sorted(names(pool)) == ["t0", "t1", "t2", "t3"]
     assert pool.busy == 0
+
+
+def test_a_refused_nested_scope_leaves_the_outer_scope_whole(pool: sessionpool.Pool) -> None:
+    with pool.session(autocommit=True) as session:
+        with pytest.raises(sessionpool.UsageError, match="autocommit"), session:
+            pass  # never entered: a savepoint needs a transaction
+        session.execute("INSERT INTO items (name) VALUES ('after')")
+    assert pool.busy == 0 and names(pool) == ["after"]
