@@ -19,21 +19,9 @@ if _TOOLS not in sys.path:
 harness: ModuleType = importlib.import_module("sqlalchemy_suite.harness")
 
 #: Tests that pass with stock QueuePool and may not with sessionpool's, by normalized node id
-#: (the SQLite version is dropped from backend class names), each with why a different queue
-#: cannot pass it. An entry that passes swapped is stale and fails this test too.
-_REWRITES_STOCK_DEQUE = (
-    "assigns `p._pool.queue = collections.deque(...)` to drop idle records by hand: that is "
-    "stock QueuePool's private sqlalchemy.util.queue.Queue deque; sessionpool's idle set lives "
-    "in its core, which a face may not let callers rewrite (DESIGN rule 7: no pool logic)"
-)
-EXPECTED_DIFFERENCES: dict[str, str] = {
-    "test/engine/test_pool.py::QueuePoolTest::test_connect_handler_not_called_for_recycled": (
-        _REWRITES_STOCK_DEQUE
-    ),
-    "test/engine/test_pool.py::QueuePoolTest::test_connect_checkout_handler_always_gets_info": (
-        _REWRITES_STOCK_DEQUE
-    ),
-}
+#: (the SQLite version is dropped from backend class names), each with why. None now: an entry
+#: would have to say why a different queue cannot pass that test, and a stale one fails this.
+EXPECTED_DIFFERENCES: dict[str, str] = {}
 
 #: Seconds for the whole test: fetching the sdist (10 MB; once, then cached under .venv) and
 #: building the suite's venv (6 s here; up to INSTALL_TIMEOUT on a cold pip cache), then two

@@ -15,6 +15,7 @@ import gc
 import logging
 import queue
 import threading
+from collections import deque
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -171,6 +172,25 @@ class Backing:
 
     def full(self) -> bool:
         return 0 < self.maxsize <= self.pool.idle
+
+    # Stock QueuePool keeps its idle records in ``_pool.queue``, a deque, and SQLAlchemy's own
+    # tests prune it by assigning a filtered copy. Read, it is a snapshot of the idle records
+    # (oldest first); assigned, the idle records left out are closed, as the pool would close
+    # them. Private on both sides: it exists for those tests, not as an API.
+
+    @property
+    def queue(self) -> deque[Any]:
+        with self.pool._lock:
+            slots = sorted(self.pool._core.idle_slots(), key=lambda slot: slot.last_used)
+        return deque(slot.connection for slot in slots)
+
+    @queue.setter
+    def queue(self, records: Any) -> None:
+        kept = {id(record) for record in records}
+        with self.pool._lock:
+            dropped = [s for s in self.pool._core.idle_slots() if id(s.connection) not in kept]
+        for slot in dropped:
+            self.pool._discard(slot, "removed from the idle queue")
 
     def __repr__(self) -> str:
         return f"<Backing {self.pool!r}>"
