@@ -25,6 +25,7 @@ from .errors import (
     PoolExhausted,
     PoolInUse,
     PoolTimeout,
+    TransactionAborted,
     TransactionLost,
     UsageError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "Session",
     "SharedReader",
     "ThreadConnections",
+    "TransactionAborted",
     "TransactionLost",
     "UsageError",
     "create_async_pool",

@@ -18,6 +18,7 @@ __all__ = [
     "PoolExhausted",
     "PoolInUse",
     "PoolTimeout",
+    "TransactionAborted",
     "TransactionLost",
     "UsageError",
 ]
@@ -71,6 +72,12 @@ class ForeignSession(UsageError):
     """A session was used from a thread or task other than the one that owns it."""
 
 
+class TransactionAborted(Error):
+    """A statement failed inside the transaction and the database aborted it (PostgreSQL
+    does; MySQL and SQLite undo only the statement): a commit would only roll back, so it
+    is refused. Roll back, then do the work again."""
+
+
 class TransactionLost(Error):
     """The connection died while a session's transaction was open: what the transaction
     did is gone (or, at commit, its outcome is unknown). Nothing was retried; roll back
@@ -90,6 +97,7 @@ for _cls in (
     LeaseReleased,
     ForeignLease,
     ForeignSession,
+    TransactionAborted,
     TransactionLost,
 ):
     # Show the public path in tracebacks, not the private module.

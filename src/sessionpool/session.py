@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .errors import ForeignSession, TransactionLost, UsageError
+from .errors import ForeignSession, TransactionAborted, TransactionLost, UsageError
 
 if TYPE_CHECKING:
     from ._sync.lease import Lease
@@ -144,12 +144,19 @@ class Session:
         Raises:
             TransactionLost: the connection died inside the transaction, or during the
                 commit (its outcome is then unknown). Never retried.
+            TransactionAborted: a statement failed and the database aborted the transaction
+                (PostgreSQL): a commit would only roll back.
         """
         self._check()
         self.flush()
         lease = self._lease
         if lease is None:
             return
+        if self._pool._connector.driver.in_failed_transaction(lease.driver_connection):
+            raise TransactionAborted(
+                "a statement failed inside this transaction and the database aborted it: "
+                "COMMIT would only roll back. Roll back, then do the work again"
+            )
         try:
             lease.commit()
         except Exception as exc:

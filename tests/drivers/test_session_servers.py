@@ -146,3 +146,25 @@ def test_isolation_and_autocommit_are_put_back_on_return(
         getter: Callable[[], Any] | None = getattr(raw, "get_autocommit", None)
         assert not (getter() if getter else raw.autocommit), "autocommit leaked to a borrower"
     assert count(pool, table) == 1
+
+
+def test_a_transaction_aborted_by_an_error_refuses_to_commit(
+    setup: tuple[str, sessionpool.Pool, str],
+) -> None:
+    """PostgreSQL aborts the transaction at the first error, and COMMIT then rolls back while
+    the driver reports success: the session refuses. MySQL undoes only the statement, so the
+    rest of the transaction commits."""
+    driver, pool, table = setup
+    session = pool.session()
+    session.execute(f"INSERT INTO {table} VALUES (1, 'before the error')")
+    with pytest.raises(Exception) as caught:
+        session.execute("SELECT * FROM sp_no_such_table")
+    assert not pool.is_disconnect(caught.value)
+    if driver in PG:
+        with pytest.raises(sessionpool.TransactionAborted):
+            session.commit()
+        session.rollback()
+        assert count(pool, table) == 0
+    else:
+        session.commit()
+        assert count(pool, table) == 1

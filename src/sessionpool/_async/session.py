@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ForeignSession, TransactionLost, UsageError
+from ..errors import ForeignSession, TransactionAborted, TransactionLost, UsageError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -168,6 +168,11 @@ class AsyncSession:
         lease = self._lease
         if lease is None:
             return
+        if self._driver().in_failed_transaction(lease.driver_connection):
+            raise TransactionAborted(
+                "a statement failed inside this transaction and the database aborted it: "
+                "COMMIT would only roll back. Roll back, then do the work again"
+            )
         try:
             await self._driver().commit_transaction(lease.driver_connection)
         except Exception as exc:

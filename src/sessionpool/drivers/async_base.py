@@ -211,6 +211,10 @@ class AsyncDriver:
         """Commit the borrower's transaction (no time limit: see above)."""
         await _awaited(connection.commit())
 
+    def in_failed_transaction(self, connection: Any) -> bool:
+        """Whether the open transaction was aborted by an error (see `Driver`)."""
+        return False
+
     def autocommit(self, connection: Any) -> bool:
         """Whether each statement commits by itself (local, no round trip)."""
         getter = getattr(connection, "get_autocommit", None)
@@ -431,6 +435,9 @@ class _ExecutorDriver(AsyncDriver):
 
     async def commit_transaction(self, connection: Any) -> None:
         await self._call(connection.commit)
+
+    def in_failed_transaction(self, connection: Any) -> bool:
+        return self.sync.in_failed_transaction(connection)
 
     def autocommit(self, connection: Any) -> bool:
         return self.sync.autocommit(connection)

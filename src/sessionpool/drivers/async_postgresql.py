@@ -11,7 +11,7 @@ import inspect
 import weakref
 from typing import Any, ClassVar
 
-from ..errors import ConnectionDead, UsageError
+from ..errors import ConnectionDead, TransactionAborted, UsageError
 from ..url import URL
 from .async_base import AsyncURLDriver, finish_detached, within
 from .base import ArgumentKind, convert_arguments, isolation_name, with_credentials
@@ -24,7 +24,7 @@ from .postgresql import (
 
 __all__ = ["AsyncpgDriver", "AsyncPsycopgDriver"]
 
-_IDLE, _ACTIVE, _UNKNOWN = 0, 1, 4
+_IDLE, _ACTIVE, _INERROR, _UNKNOWN = 0, 1, 3, 4
 # asyncpg keeps its own prepared statements (its statement cache, harmless to the next
 # borrower and costly to lose), so its full reset spells out DISCARD ALL without the
 # DEALLOCATE ALL and drops only the SQL-level statements a borrower PREPAREd.
@@ -205,8 +205,13 @@ class AsyncpgDriver(AsyncURLDriver):
         if connection.is_closed():
             # Its transaction status is stale now: never let a lost one look committed.
             raise ConnectionDead("the driver reports the connection closed")
-        if connection.is_in_transaction():
-            await connection.execute("COMMIT")
+        # asyncpg cannot tell an aborted transaction locally; the server answers its COMMIT
+        # with ROLLBACK, which must not pass for a commit.
+        if connection.is_in_transaction() and await connection.execute("COMMIT") == "ROLLBACK":
+            raise TransactionAborted(
+                "a statement failed inside this transaction and the database aborted "
+                "it: COMMIT rolled it back. Do the work again"
+            )
 
     def autocommit(self, connection: Any) -> bool:
         return self._autocommit.get(connection, False)
@@ -272,6 +277,9 @@ class AsyncPsycopgDriver(AsyncURLDriver):
 
     def in_transaction(self, connection: Any) -> bool:
         return int(connection.pgconn.transaction_status) != _IDLE
+
+    def in_failed_transaction(self, connection: Any) -> bool:
+        return int(connection.pgconn.transaction_status) == _INERROR
 
     async def ping(self, connection: Any, timeout: float) -> None:
         if self.is_closed(connection):

@@ -138,6 +138,11 @@ class Driver:
         driver allows (psycopg pipelines, PyMySQL folds INSERTs into one statement)."""
         cursor.executemany(sql, rows)
 
+    def in_failed_transaction(self, connection: Any) -> bool:
+        """Whether the open transaction was aborted by an error (a commit would only roll
+        it back). False where the driver cannot tell, or errors undo only the statement."""
+        return False
+
     def begin(self, connection: Any) -> None:
         """Make sure a transaction is open (before a savepoint). DB-API drivers open one
         implicitly with the first statement; those that do not override this."""

@@ -95,7 +95,8 @@ _DEAD_MESSAGES = (
     "connection not open",
     "bad connection",
 )
-_IDLE, _ACTIVE, _UNKNOWN = 0, 1, 4  # libpq PQtransactionStatus values, both drivers
+# libpq PQtransactionStatus values, both drivers
+_IDLE, _ACTIVE, _INERROR, _UNKNOWN = 0, 1, 3, 4
 
 
 def libpq_arguments(
@@ -179,6 +180,9 @@ class _PostgreSQLDriver(URLDriver):
 
     def in_transaction(self, connection: Any) -> bool:
         return self.transaction_status(connection) != _IDLE
+
+    def in_failed_transaction(self, connection: Any) -> bool:
+        return self.transaction_status(connection) == _INERROR
 
     def transaction_status(self, connection: Any) -> int:
         return int(connection.info.transaction_status)

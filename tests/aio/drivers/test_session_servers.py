@@ -165,6 +165,26 @@ async def test_a_backend_killed_before_commit_makes_commit_raise(setup: Setup) -
     assert setup.count() == 0
 
 
+async def test_a_transaction_aborted_by_an_error_refuses_to_commit(setup: Setup) -> None:
+    """PostgreSQL aborts the transaction at the first error and answers COMMIT with ROLLBACK
+    (psycopg reports success, asyncpg a status string): the session refuses. MySQL undoes
+    only the statement, so the rest commits."""
+    pool, table = setup.pool, setup.table
+    session = pool.session()
+    await session.execute(f"INSERT INTO {table} VALUES (1, 'before the error')")
+    with pytest.raises(Exception) as caught:
+        await session.execute("SELECT * FROM sp_no_such_table")
+    assert not pool.is_disconnect(caught.value)
+    if setup.driver in PG:
+        with pytest.raises(sessionpool.TransactionAborted):
+            await session.commit()
+        await session.rollback()
+        assert setup.count() == 0
+    else:
+        await session.commit()
+        assert setup.count() == 1
+
+
 async def test_reconnect_outside_a_transaction_retries_once_on_a_fresh_connection(
     setup: Setup,
 ) -> None:
