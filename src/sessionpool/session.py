@@ -277,25 +277,32 @@ class Session:
         if lease is not None:
             return lease
         lease = self._pool.acquire(**self._acquire_args)
+        saved: dict[str, Any] = {}
         try:
-            self._saved_modes = self._apply_modes(lease.driver_connection)
-        except BaseException:
-            lease.release()
+            self._apply_modes(lease.driver_connection, saved)
+        except BaseException as exc:
+            # A connection whose modes were changed (or may have been: interrupted, dead)
+            # must not serve anyone else; one left as it was goes back.
+            if saved or not isinstance(exc, Exception) or self._pool.is_disconnect(exc, lease):
+                lease.drop()
+            else:
+                lease.release()
             raise
+        self._saved_modes = saved
         self._lease = lease
         return lease
 
-    def _apply_modes(self, raw: Any) -> dict[str, Any]:
+    def _apply_modes(self, raw: Any, saved: dict[str, Any]) -> None:
+        """Set the session's modes, recording in ``saved`` what to put back as each is set.
+        The isolation level first: a level the driver refuses then changes nothing."""
         driver = self._pool._connector.driver
-        saved: dict[str, Any] = {}
-        if self._autocommit is not None and driver.autocommit(raw) != self._autocommit:
-            saved["autocommit"] = not self._autocommit
-            driver.set_autocommit(raw, self._autocommit)
         if self._isolation_level is not None:
             current = driver.isolation_level(raw)
-            saved["isolation_level"] = current
             driver.set_isolation_level(raw, self._isolation_level)
-        return saved
+            saved["isolation_level"] = current
+        if self._autocommit is not None and driver.autocommit(raw) != self._autocommit:
+            driver.set_autocommit(raw, self._autocommit)
+            saved["autocommit"] = not self._autocommit
 
     def _is_autocommit(self) -> bool:
         assert self._lease is not None
