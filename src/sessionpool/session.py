@@ -217,14 +217,15 @@ class Session:
         try:
             yield self
         except BaseException:
-            if self._lease is not None and self._lost is None and self._savepoints:
-                self._savepoints.pop()
+            # Unless the transaction ended under the scope (commit, rollback or a lost
+            # connection inside it): then its savepoint is gone with it.
+            if self._lease is not None and self._lost is None and self._ends_scope(name):
                 self._pending.clear()  # queued inside the savepoint: discarded with it
                 self._run(lambda c: _execute(c.cursor(), f"ROLLBACK TO SAVEPOINT {name}", None))
             raise
-        self.flush()
-        self._savepoints.pop()
-        self._run(lambda c: _execute(c.cursor(), f"RELEASE SAVEPOINT {name}", None))
+        if self._ends_scope(name):
+            self.flush()
+            self._run(lambda c: _execute(c.cursor(), f"RELEASE SAVEPOINT {name}", None))
 
     def __enter__(self) -> Session:
         self._check_owner()
@@ -256,6 +257,15 @@ class Session:
             raise
 
     # -- internals -------------------------------------------------------------------------
+
+    def _ends_scope(self, name: str) -> bool:
+        """Forget the savepoint ``name`` and those set inside it; False if the transaction
+        that held it has ended meanwhile (a commit or rollback inside the scope)."""
+        names = [saved for saved, _ in self._savepoints]
+        if name not in names:
+            return False
+        del self._savepoints[names.index(name) :]
+        return True
 
     def _check_owner(self) -> None:
         if threading.get_ident() != self._owner:

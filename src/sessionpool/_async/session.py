@@ -243,16 +243,19 @@ class AsyncSession:
         try:
             yield self
         except BaseException:
-            if self._lease is not None and self._lost is None and self._savepoints:
-                self._savepoints.pop()
+            # Unless the transaction ended under the scope (commit, rollback or a lost
+            # connection inside it): then its savepoint is gone with it.
+            if self._lease is not None and self._lost is None and self._ends_scope(name):
                 self._pending.clear()  # queued inside the savepoint: discarded with it
                 await self._run(
                     lambda driver, raw: driver.run_statement(raw, f"ROLLBACK TO SAVEPOINT {name}")
                 )
             raise
-        await self.flush()
-        self._savepoints.pop()
-        await self._run(lambda driver, raw: driver.run_statement(raw, f"RELEASE SAVEPOINT {name}"))
+        if self._ends_scope(name):
+            await self.flush()
+            await self._run(
+                lambda driver, raw: driver.run_statement(raw, f"RELEASE SAVEPOINT {name}")
+            )
 
     async def __aenter__(self) -> AsyncSession:
         self._check_owner()
@@ -284,6 +287,15 @@ class AsyncSession:
             raise
 
     # -- internals -------------------------------------------------------------------------
+
+    def _ends_scope(self, name: str) -> bool:
+        """Forget the savepoint ``name`` and those set inside it; False if the transaction
+        that held it has ended meanwhile (a commit or rollback inside the scope)."""
+        names = [saved for saved, _ in self._savepoints]
+        if name not in names:
+            return False
+        del self._savepoints[names.index(name) :]
+        return True
 
     def _check_owner(self) -> None:
         task = _current_task()

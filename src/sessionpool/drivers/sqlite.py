@@ -149,7 +149,13 @@ class SQLiteDriver(URLDriver):
         return connection.isolation_level is None
 
     def set_autocommit(self, connection: Any, on: bool) -> None:
-        connection.isolation_level = None if on else ""
+        if on:
+            connection.isolation_level = None
+            return
+        # Back to the begin mode the pool's connections are opened with (DEFERRED, IMMEDIATE
+        # or EXCLUSIVE), not to a fixed one; "" (DEFERRED) if they are opened in autocommit.
+        opened_with = (self._baseline or {}).get("isolation_level")
+        connection.isolation_level = opened_with if opened_with is not None else ""
 
     def isolation_level(self, connection: Any) -> str | None:
         return "SERIALIZABLE"  # SQLite's only level
