@@ -95,7 +95,11 @@ class SharedReader:
                 return
             if self._saved_autocommit is not None:
                 driver = self._pool._connector.driver
-                driver.set_autocommit(lease.driver_connection, self._saved_autocommit)
+                try:
+                    driver.set_autocommit(lease.driver_connection, self._saved_autocommit)
+                except BaseException:
+                    lease.drop()  # its mode is unknown: it must not serve anyone else
+                    raise
             lease.release()
 
     def _borrow(self) -> Lease:
@@ -105,7 +109,11 @@ class SharedReader:
             raw = lease.driver_connection
             self._saved_autocommit = None
             if not driver.autocommit(raw):
+                try:
+                    driver.set_autocommit(raw, True)  # reads only: no transaction to hold
+                except BaseException:
+                    lease.drop()
+                    raise
                 self._saved_autocommit = False
-                driver.set_autocommit(raw, True)  # reads only: no transaction to hold
             self._lease = lease
         return self._lease
