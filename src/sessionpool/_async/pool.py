@@ -150,7 +150,9 @@ class AsyncPool(PoolBase):
     async def _finish_closing(self) -> None:
         core = self._core
         if self._maintainer is not None:
+            # Awaited: a keepalive check it was running gives its connection back (closed).
             self._maintainer.cancel()
+            await asyncio.wait({self._maintainer}, timeout=self._config.ping_timeout + 1.0)
         for opener in self._openers:
             opener.cancel()  # nobody will borrow what they would open
         closing = self._tasks - self._openers
@@ -730,7 +732,7 @@ class AsyncPool(PoolBase):
 
     async def _maintain(self, now: float) -> None:
         """One round of background work (see `Pool._maintain`)."""
-        for slot in self._lost_slots():
+        for slot in self._lost_slots():  # also once closed: close(timeout=...) waits for them
             await self._reclaim(slot)
         core = self._core
         if core.closed:
@@ -746,18 +748,21 @@ class AsyncPool(PoolBase):
     async def _keep_alive(self, slot: Slot) -> None:
         if not self._core.take_for_check(slot):
             return
-        alive = False
+        alive = cancelled = False
         try:
             await self._connector.driver.ping(slot.connection, self._config.ping_timeout)
             alive = True
         except Exception as exc:
             logger.info("pool %r: an idle connection failed a keepalive check: %r", self.name, exc)
             self._saw_disconnect(monotonic())
+        except BaseException:
+            cancelled = True  # the pool is closing: not a failed check
+            raise
         finally:
-            # Also on cancellation (the pool closing): the slot must not stay out.
+            # Also on cancellation: the slot must not stay out (a closed pool closes it).
             if alive:
                 slot.checked_at = monotonic()
-            self._core.checked(slot, alive)
+            self._core.checked(slot, alive or (cancelled and self._core.closed))
             self._run(self._take_effects())
 
     async def _reclaim(self, slot: Slot) -> None:
@@ -791,7 +796,9 @@ async def _maintenance(pool_ref: weakref.ref[AsyncPool], wake: asyncio.Event) ->
     weakly while it sleeps, so a pool dropped without close() can still be collected."""
     while True:
         pool = pool_ref()
-        if pool is None or pool._core.closed:
+        # A closed pool still waiting for borrowed connections (close(timeout=...)) keeps its
+        # worker: a lease lost meanwhile is taken back.
+        if pool is None or (pool._core.closed and not pool._core.busy):
             return
         try:
             await pool._maintain(monotonic())

@@ -120,12 +120,15 @@ class Pool(PoolBase):
                 if core.busy:
                     returned = self._all_returned = threading.Event()
             effects = self._take_effects()
+            self._changed.notify_all()  # wait() callers: the pool is closed now
         self._run(effects, close_now=True)
         if returned is not None and not returned.wait(timeout):
             self.close(force=True)  # what is still out after the grace period
             return
-        # Closes handed to the maintenance thread before now are finished before we return.
-        self._maintainer.stop(self._config.reset_timeout + 1.0)
+        # Closes handed to the maintenance thread before now (and a keepalive check it may be
+        # running) are finished before we return.
+        config = self._config
+        self._maintainer.stop(max(config.reset_timeout, config.ping_timeout) + 1.0)
         with self._lock:
             disposable = core.opened == 0 and core.opening == 0 and not self._disposed
             self._disposed = self._disposed or disposable
@@ -726,9 +729,7 @@ class Pool(PoolBase):
         collected while lent, report leases held too long, retire idle and expired
         connections (keeping ``min_size``), and check the idle ones due for keepalive."""
         with self._lock:
-            if self._core.closed:
-                return
-            lost = self._lost_slots()
+            lost = self._lost_slots()  # also once closed: close(timeout=...) waits for them
         for slot in lost:
             self._reclaim(slot)
         with self._lock:
