@@ -1,6 +1,5 @@
-"""AsyncPool.close() while a keepalive check is in flight: README says "close() still closes
-everything before it returns", yet the connection under check is left open (and the
-connector is disposed before it is closed)."""
+"""AsyncPool.close() while a keepalive check is in flight: the connection under check is
+closed before close() returns, and the connector is disposed after it."""
 
 from __future__ import annotations
 

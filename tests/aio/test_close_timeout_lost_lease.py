@@ -1,7 +1,5 @@
-"""close(timeout=t) with a lease that was garbage-collected while lent: README (Leaks) says such
-a lease is taken back within a tick, and close(timeout) waits only for borrowed connections to
-come back. But the maintenance round returns early on a closed pool, so the lost lease is never
-taken back and close() waits the whole grace period, then force-closes."""
+"""AsyncPool.close(timeout=t) with a lease garbage-collected while lent: the worker takes it
+back within a tick, so close() returns then instead of waiting the whole grace period."""
 
 from __future__ import annotations
 

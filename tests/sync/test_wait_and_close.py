@@ -1,5 +1,6 @@
-"""Pool.wait() vs close(): wait() documents "Raises PoolClosed: the pool is closed", but close()
-never wakes a thread blocked in wait(); it stays blocked until some connect ends (or forever)."""
+"""close() wakes a thread blocked in Pool.wait() (it raises PoolClosed), even during an
+outage's retry pause or while a connect hangs; close(timeout=...) takes back a lease lost
+while it waits."""
 
 from __future__ import annotations
 
