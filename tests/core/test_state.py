@@ -719,6 +719,21 @@ def test_first_connect_failing_fails_the_oldest_waiter_at_once() -> None:
     assert state.waiters() == (second,)
 
 
+def test_an_outage_of_one_key_holds_back_no_other_key() -> None:
+    """Rule 6 is per key: alice's rotated password puts alice in an outage; the pool's own
+    waiters go on opening at once."""
+    state = worked_before(worked_before(make(max_size=4)), ALICE)
+    of_alice = wait(state, ALICE)
+    assert take(state) == [OpenConnections(ALICE, 1)]
+    state.open_failed(ALICE, OSError("password authentication failed"))
+    assert take(state) == [RetryOpens(0.05, 1)]
+    assert state.in_outage(ALICE) and not state.in_outage(None)
+    mine = wait(state)
+    assert take(state) == [OpenConnections(None, 1)]  # not held back by alice's outage
+    state.opened_connection(None, "mine", 1.0)
+    assert woken(take(state)) == [mine] and not of_alice.is_settled
+
+
 def test_close_voids_the_retry() -> None:
     state = worked_before(make(max_size=1))
     request = wait(state)

@@ -60,7 +60,10 @@ class PoolMachine(RuleBasedStateMachine):
         self.checking: list[Slot] = []  # out for a keepalive check
         self.ever_opened: set[Hashable] = set()
         self.timers: list[int] = []  # tokens of RetryOpens effects whose delay runs
-        self.excess_allowed = 0  # connections above a cap lowered by resize, on their way out
+        # Connections above a cap lowered by resize, on their way out: those open or opening,
+        # and those open only (the two checks of hard_cap_holds_outside_forced_opens).
+        self.excess_allowed = 0
+        self.open_excess_allowed = 0
         self.key_excess = 0  # the same for key_cap (only ever raised here, never lowered)
         # What the core's counters must say.
         self.lendings = 0
@@ -125,11 +128,11 @@ class PoolMachine(RuleBasedStateMachine):
                 if effect.request is not None:
                     assert effect.number == 1 and effect.request.forced
                     assert effect.request in self.waiting
-                elif self.state.outage:
-                    # Rule 6: during an outage, one shared attempt at a time, never while
-                    # the retry delay runs.
-                    assert effect.number == 1 and not self.state.holding
-                    assert not any(request is None for _, request in self.pending)
+                elif self.state.in_outage(effect.key):
+                    # Rule 6: a key in an outage makes one attempt at a time, never while
+                    # its retry delay runs.
+                    assert effect.number == 1 and effect.key not in self.state._holding
+                    assert not any(k == effect.key and r is None for k, r in self.pending)
                 self.pending.extend((effect.key, effect.request) for _ in range(effect.number))
             elif isinstance(effect, RetryOpens):
                 assert self.state.holding and 0 < effect.delay <= 0.5
@@ -225,7 +228,7 @@ class PoolMachine(RuleBasedStateMachine):
             # "fail" never leaves a caller waiting on a release: a connection is on its way
             # for every request of that key that relies on the shared opens.
             # (Not during an outage: then the retry timer opens, one at a time.)
-            assert self.pending_for(key) >= self.waiting_for(key) or state.outage
+            assert self.pending_for(key) >= self.waiting_for(key) or state.in_outage(key)
 
     @rule(
         key=st.sampled_from(KEYS),
@@ -386,7 +389,9 @@ class PoolMachine(RuleBasedStateMachine):
             of_key = [w for w in waiting_before if w.key == key and not w.forced]
             assert failed == ([] if key in self.ever_opened else of_key[:1])
             if key is None or key in self.ever_opened:
-                assert self.state.closed or (self.state.outage and self.state.holding)
+                assert self.state.closed or (
+                    self.state.in_outage(key) and key in self.state._holding
+                )
 
     @precondition(lambda self: self.timers)
     @rule(data=st.data())
@@ -395,11 +400,10 @@ class PoolMachine(RuleBasedStateMachine):
         self.tick()
         token = self.timers.pop(data.draw(st.integers(0, len(self.timers) - 1), label="timer"))
         state = self.state
-        current = state.holding and token == max([*self.timers, token])
+        current = token in state._holding.values()
         state.retry_opens(token)
-        if current:
-            assert not state.holding
-        else:
+        assert token not in state._holding.values()
+        if not current:
             assert state.effects == []
         self.carry_out()
 
@@ -448,7 +452,8 @@ class PoolMachine(RuleBasedStateMachine):
         if idle_before is not None and state.opened < opened_before:
             # Replaced up to min_size, unless an outage holds the opens back (rule 6).
             kept = state.opened + state.opening
-            assert kept >= min(opened_before, state.min_size) or state.outage
+            floor = min(opened_before, state.min_size, state.key_cap or opened_before)
+            assert kept >= floor or state.outage
 
     @precondition(lambda self: not self.state.closed)
     @rule(
@@ -464,6 +469,7 @@ class PoolMachine(RuleBasedStateMachine):
         # Opens on their way and lent connections may exceed a lowered cap for a while.
         if state.cap is not None:
             self.excess_allowed = max(0, state.opened + state.opening - state.cap)
+            self.open_excess_allowed = max(0, state.opened - state.cap)
         if not self.waiting:
             idle_kept = state.opened - state.busy - state.checking
             assert state.opened <= state.max_size or idle_kept == 0
@@ -547,7 +553,9 @@ class PoolMachine(RuleBasedStateMachine):
         self.excess_allowed = max(0, excess)
         # Open connections exceed the cap only by those lent to their forced requests (and
         # those left from a lowered cap): any other arriving or returning above it is closed.
-        assert state.opened <= state.cap + len(self.forced_held) + self.excess_allowed
+        open_excess = state.opened - state.cap - len(self.forced_held)
+        assert open_excess <= self.open_excess_allowed
+        self.open_excess_allowed = max(0, open_excess)
 
     @invariant()
     def key_cap_holds_outside_forced_opens(self) -> None:

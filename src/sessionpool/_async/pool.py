@@ -483,7 +483,7 @@ class AsyncPool(PoolBase):
             core.release(granted, monotonic(), granted.tag)
             self._run(self._take_effects())
         # Chained while connects fail: during this wait, or in the outage still on.
-        connect_failed = core.connect_errors > errors_before or core.outage
+        connect_failed = core.connect_errors > errors_before or core.in_outage(request.key)
         last_error = core.last_connect_error if connect_failed else None
         future.set_exception(self._timeout_error(timeout, self._figures(True), last_error))
 

@@ -19,15 +19,17 @@ Rules kept here (each is checked by tests/core):
    connections instead of replacing them, is the shells' business: it needs a clock and I/O.)
 5. A waiter ends with exactly one of a slot or an error; ``cancel`` of a request the core has
    already served returns that slot so the caller can keep it or give it back.
-6. Recovery without a connect storm: after a failed open the core is in an outage; it opens
-   nothing for the shared pool until the shell calls `retry_opens` (after the delay the
-   `RetryOpens` effect names, growing from 50 ms to 0.5 s), and then one connection at a
-   time, until one opens. Waiters are not failed by a failed open: they keep their place
-   and their deadline, so the first connection that opens goes to the oldest of them. The
-   exception is a key that has never opened a connection: there a failure most likely means
-   a mistake (a wrong password, a bad argument), so its oldest waiter gets the error at once;
-   for a per-user key that is all (one user's mistake does not hold back the others), for
-   the pool's own credentials the outage starts too (the database may be down at start-up).
+6. Recovery without a connect storm: after a failed open its key (the pool's own
+   credentials, a user, a partition) is in an outage; the core opens nothing for that key
+   until the shell calls `retry_opens` (after the delay the `RetryOpens` effect names,
+   growing from 50 ms to 0.5 s), and then one connection at a time, until one opens. Other
+   keys go on opening as usual (one user's rotated password stalls nobody else). Waiters
+   are not failed by a failed open: they keep their place and their deadline, so the first
+   connection that opens goes to the oldest of them. The exception is a key that has never
+   opened a connection: there a failure most likely means a mistake (a wrong password, a
+   bad argument), so its oldest waiter gets the error at once; for a per-user key that is
+   all, for the pool's own credentials the outage starts too (the database may be down at
+   start-up).
 
 Hot-path economy, the fast lane: the acquire and release of an untagged connection of the
 pool's own user, with nobody waiting, touch only the slot and one deque, ``fast_idle``. A
@@ -114,11 +116,11 @@ class PoolState:
         self.opened = 0
         self.opening = 0
         self.checking = 0  # idle slots out for a keepalive check (counted in opened)
-        # Outage (rule 6): set by a failed open, cleared by a successful one. While
-        # ``holding``, the shell's retry timer is running and nothing shared is opened.
-        self.outage = False
-        self.holding = False
-        self._failures_in_row = 0
+        # Outages (rule 6), per key: retry rounds since the key's last successful open, and
+        # the token of the retry timer running for it (while it runs, the key opens
+        # nothing).
+        self._failing: dict[Hashable, int] = {}
+        self._holding: dict[Hashable, int] = {}
         self._retry_token = 0
         self._opening_for: dict[Hashable, int] = {}
         self._opened_for: dict[Hashable, int] = {}  # kept only while key_cap matters
@@ -189,6 +191,19 @@ class PoolState:
     def waiters(self) -> tuple[Request, ...]:
         """Waiting requests, oldest first."""
         return tuple(self._waiters)
+
+    @property
+    def outage(self) -> bool:
+        """Whether some key is in an outage (its last open failed)."""
+        return bool(self._failing)
+
+    @property
+    def holding(self) -> bool:
+        """Whether some key waits for its retry timer."""
+        return bool(self._holding)
+
+    def in_outage(self, key: Hashable) -> bool:
+        return key in self._failing
 
     def idle_slots(self) -> list[Slot]:
         """Every idle slot (for the maintenance worker's scans)."""
@@ -336,14 +351,11 @@ class PoolState:
         self._all.add(slot)
         self._ever_opened.add(key)
         self._opened_for[key] = self._opened_for.get(key, 0) + 1
-        if self.outage:
-            # The server is back: open what the waiters and min_size need, all at once.
-            self.outage = self.holding = False
-            self._retry_token += 1  # the timer still running is void
-            self._failures_in_row = 0
-            recovered = True
-        else:
-            recovered = False
+        recovered = self._failing.pop(key, None) is not None
+        if recovered:
+            # Back: open what the waiters and min_size need, all at once (the retry timer
+            # still running finds its token gone and does nothing).
+            self._holding.pop(key, None)
         if request is not None and request in self._waiters:
             # A forced open meets its request, unless a returned connection served it first;
             # then this one is placed like any other (and closed if over the cap).
@@ -393,24 +405,30 @@ class PoolState:
                     self._update_calm()
                     return
             if not self.closed:
-                self.outage = True
-                if not self.holding:
-                    self.holding = True
-                    delay = RETRY_DELAY_FIRST * 2**self._failures_in_row
-                    self._failures_in_row += 1
+                # Counted per retry round, not per failed connect: opens started together
+                # and failing together are one round.
+                rounds = self._failing.setdefault(key, 0)
+                if key not in self._holding:
+                    self._failing[key] = rounds + 1
                     self._retry_token += 1
-                    self.effects.append(RetryOpens(min(delay, RETRY_DELAY_MAX), self._retry_token))
+                    self._holding[key] = self._retry_token
+                    delay = min(RETRY_DELAY_FIRST * 2**rounds, RETRY_DELAY_MAX)
+                    self.effects.append(RetryOpens(delay, self._retry_token))
+                if self._waiters:
+                    # The room the failed open held may serve waiters of other keys.
+                    self._plan_opens(top_up_min=False)
         self._update_calm()
 
     def retry_opens(self, token: int) -> None:
         """The delay of the `RetryOpens` effect carrying ``token`` has passed: try again (one
         connection). A timer of an earlier outage, or one a successful open overtook, finds
         its token stale and does nothing."""
-        if token != self._retry_token or not self.holding:
-            return
-        self.holding = False
-        self._plan_opens()
-        self._update_calm()
+        for key, running in self._holding.items():
+            if running == token:
+                del self._holding[key]
+                self._plan_opens()
+                self._update_calm()
+                return
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -526,7 +544,7 @@ class PoolState:
         if self.busy and not force and not keep_lent:
             return False
         self.closed = True
-        self.holding = False
+        self._holding.clear()
         for slot in list(self._all):
             if slot.state == IDLE:
                 self._remove_idle(slot)
@@ -673,6 +691,10 @@ class PoolState:
         self._all.discard(slot)
         self.effects.append(CloseConnection(slot, reason))
 
+    def _blocked(self, key: Hashable) -> bool:
+        """Rule 6: ``key`` is in an outage and its retry timer runs, or its probe is out."""
+        return key in self._failing and (key in self._holding or self._opening_for.get(key, 0) > 0)
+
     def _key_room(self, key: Hashable) -> float:
         """How many more connections ``key`` may open under ``key_cap``."""
         if self.key_cap is None:
@@ -710,8 +732,8 @@ class PoolState:
         other keys or tags are evicted to make room. ``top_up_min`` also opens what
         ``min_size`` lacks.
         """
-        if self.closed or (self.outage and (self.holding or any(self._opening_for.values()))):
-            return  # rule 6: nothing can be opened now, so evict nothing either
+        if self.closed:
+            return
         shortfall: dict[Hashable, int] = {}
         if only_key is not _EVERY_KEY:
             shortfall[only_key] = self._waiting_for[only_key] - self._opening_for.get(only_key, 0)
@@ -721,8 +743,8 @@ class PoolState:
                 if key not in shortfall and not waiter.forced:
                     shortfall[key] = self._waiting_for[key] - self._opening_for.get(key, 0)
         for key, short in shortfall.items():
-            if short <= 0:
-                continue
+            if short <= 0 or self._blocked(key):
+                continue  # rule 6: nothing can be opened for it now, so evict nothing either
             # The key's own cap first: at it, only this key's idle slots (of other tags,
             # which its waiters cannot use) can make room for it.
             key_room = self._key_room(key)
@@ -741,7 +763,7 @@ class PoolState:
             # Keeping min_size is not growth on demand: open exactly what is missing
             # (cx_Oracle creates a pool with min sessions, whatever its increment).
             short = self.min_size - self.opened - self.opening
-            if short > 0:
+            if short > 0 and not self._blocked(None):
                 self._open(None, int(min(short, self._room(), self._key_room(None))))
 
     def _growth(self, short: int) -> int:
@@ -757,9 +779,9 @@ class PoolState:
     def _open(self, key: Hashable, count: int) -> None:
         if count <= 0:
             return
-        if self.outage:
+        if key in self._failing:
             # Rule 6: nothing while the retry delay runs, then one probe at a time.
-            if self.holding or any(self._opening_for.values()):
+            if self._blocked(key):
                 return
             count = 1
         self.opening += count

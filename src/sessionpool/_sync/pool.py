@@ -478,7 +478,7 @@ class Pool(PoolBase):
                 # Chained while connects fail: during this wait, or in the outage still on
                 # (a wait may fall between two retries).
                 core = self._core
-                connect_failed = core.connect_errors > errors_before or core.outage
+                connect_failed = core.connect_errors > errors_before or core.in_outage(request.key)
                 last_error = core.last_connect_error if connect_failed else None
             if slot is not None:
                 # Served at the very moment the deadline passed: it is ours, not lost.
