@@ -512,9 +512,10 @@ class PoolBase:
         who holds the busy connections."""
         core = self._core
         cap = "no cap" if core.cap is None else f"cap {core.cap}"
+        checking = f"{core.checking} being checked, " if core.checking else ""
         figures = (
             f"{core.busy} busy of max_size {core.max_size} ({cap}), {core.idle} idle, "
-            f"{core.opening} opening, {core.waiting} waiting"
+            f"{checking}{core.opening} opening, {core.waiting} waiting"
         )
         return figures + self._holders(monotonic()) if holders else figures
 
