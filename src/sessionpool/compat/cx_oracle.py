@@ -212,6 +212,20 @@ _CONNECT_TIMEOUT_DEFAULT = float(PoolConfig().connect_timeout)
 _CONNECT_MARGIN = 1.0
 
 
+def _runtime_setting(name: str, doc: str) -> Any:
+    """A read-write SessionPool attribute kept in ``_<name>``: read while the pool is open,
+    set through ``reconfigure`` (so a change applies at once, as in cx_Oracle)."""
+
+    def read(pool: SessionPool) -> Any:
+        pool._check_open()
+        return getattr(pool, f"_{name}")
+
+    def write(pool: SessionPool, value: Any) -> None:
+        pool._reconfigure(**{name: value})
+
+    return property(read, write, doc=doc)
+
+
 class SessionPool:
     """cx_Oracle 8's SessionPool over a sessionpool `Pool` (see the module docstring).
 
@@ -429,14 +443,25 @@ class SessionPool:
         self._check_open()
         return self._pool.busy
 
-    @property
-    def getmode(self) -> int:
-        self._check_open()
-        return self._getmode
-
-    @getmode.setter
-    def getmode(self, value: int) -> None:
-        self._reconfigure(getmode=value)
+    # cx_Oracle's read-write attributes: read while the pool is open, set through
+    # `reconfigure`, so a change takes effect at once.
+    getmode = _runtime_setting("getmode", "The get mode (an SPOOL_ATTRVAL_* constant).")
+    timeout = _runtime_setting(
+        "timeout", "Seconds a session may stay idle before it is closed (0: for ever)."
+    )
+    max_lifetime_session = _runtime_setting(
+        "max_lifetime_session", "Seconds a session may live (0: for ever)."
+    )
+    max_sessions_per_shard = _runtime_setting(
+        "max_sessions_per_shard", "Most sessions per shard key and class (0: no limit)."
+    )
+    ping_interval = _runtime_setting(
+        "ping_interval", "Seconds idle after which a session is checked before hand-out."
+    )
+    stmtcachesize = _runtime_setting("stmtcachesize", "The driver's statement cache size.")
+    soda_metadata_cache = _runtime_setting(
+        "soda_metadata_cache", "Accepted for cx_Oracle's sake (no SODA here)."
+    )
 
     @property
     def wait_timeout(self) -> int:
@@ -447,61 +472,6 @@ class SessionPool:
     @wait_timeout.setter
     def wait_timeout(self, value: int) -> None:
         self._reconfigure(wait_timeout=value)
-
-    @property
-    def timeout(self) -> int:
-        """Seconds a session may stay idle before it is closed (0: for ever)."""
-        self._check_open()
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: int) -> None:
-        self._reconfigure(timeout=value)
-
-    @property
-    def max_lifetime_session(self) -> int:
-        self._check_open()
-        return self._max_lifetime_session
-
-    @max_lifetime_session.setter
-    def max_lifetime_session(self, value: int) -> None:
-        self._reconfigure(max_lifetime_session=value)
-
-    @property
-    def max_sessions_per_shard(self) -> int:
-        self._check_open()
-        return self._max_sessions_per_shard
-
-    @max_sessions_per_shard.setter
-    def max_sessions_per_shard(self, value: int) -> None:
-        self._reconfigure(max_sessions_per_shard=value)
-
-    @property
-    def ping_interval(self) -> int:
-        self._check_open()
-        return self._ping_interval
-
-    @ping_interval.setter
-    def ping_interval(self, value: int) -> None:
-        self._reconfigure(ping_interval=value)
-
-    @property
-    def stmtcachesize(self) -> int:
-        self._check_open()
-        return self._stmtcachesize
-
-    @stmtcachesize.setter
-    def stmtcachesize(self, value: int) -> None:
-        self._reconfigure(stmtcachesize=value)
-
-    @property
-    def soda_metadata_cache(self) -> bool:
-        self._check_open()
-        return self._soda_metadata_cache
-
-    @soda_metadata_cache.setter
-    def soda_metadata_cache(self, value: bool) -> None:
-        self._reconfigure(soda_metadata_cache=value)
 
     # -- cx_Oracle's methods ---------------------------------------------------------------
 
