@@ -501,11 +501,16 @@ class PoolBase:
             )
 
     def _take_effects(self) -> list[Effect]:
-        """Detach the core's pending effects (call with the core guarded)."""
+        """Detach the core's pending effects (call with the core guarded).
+
+        Never the core's own list, even empty: the caller runs what it gets after the lock
+        is released, when another thread may be adding to the core's list (it would then
+        run that thread's effects too, waking a waiter twice)."""
         effects = self._core.effects
         if effects:
             self._core.effects = []
-        return effects
+            return effects
+        return []
 
     def _figures(self, holders: bool = False) -> str:
         """The figures for an error message (call with the core guarded); ``holders`` adds

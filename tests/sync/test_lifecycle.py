@@ -528,3 +528,13 @@ def test_max_lifetime_is_jittered_so_connections_do_not_expire_together(
 def test_lifetime_settings_are_checked(make_pool: PoolFactory, setting: str, value: int) -> None:
     with pytest.raises(sessionpool.ConfigError, match=setting):
         make_pool(**{setting: value})
+
+
+def test_effects_taken_are_never_the_cores_own_list(make_pool: PoolFactory) -> None:
+    """A caller runs the effects it took after releasing the lock; had it got the core's own
+    (empty) list, effects another thread adds meanwhile would run twice: a waiter woken twice
+    ("release unlocked lock", seen once in the 32-thread stress test)."""
+    pool = make_pool(min_size=0, max_size=1)
+    with pool._lock:
+        taken = pool._take_effects()
+        assert taken == [] and taken is not pool._core.effects

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Lease", "lease_class_for"]
 
+# What a release that left no effects runs: empty, and never the core's own list.
+_NO_EFFECTS: list[Any] = []
+
 
 class Lease:
     """A borrowed connection. Use it as the DB-API connection it wraps.
@@ -106,9 +109,12 @@ class Lease:
                 core.fast_idle.append(slot)
                 return
             core.release(slot, now, tag)
+            # Detached under the lock, never the core's own list (see PoolBase._take_effects).
             effects = core.effects
             if effects:
                 core.effects = []
+            else:
+                effects = _NO_EFFECTS
         finally:
             lock.release()
         if effects:
