@@ -89,6 +89,21 @@ class AcquireArguments(NamedTuple):
     purity: str | None
 
 
+def _core_for(config: PoolConfig, *, lazy: bool) -> PoolState:
+    """A new decision core with ``config``'s sizes and policies (at creation, and afresh in
+    a forked child, which opens lazily)."""
+    return PoolState(
+        min_size=config.min_size,
+        max_size=config.max_size,
+        max_overflow=config.max_overflow,
+        increment=config.increment,
+        lifo=config.idle_order == "lifo",
+        lazy=lazy,
+        key_cap=config.max_per_partition,
+        max_size_bounds=config.max_size_bounds,
+    )
+
+
 class PoolBase:
     """Shared state and figures of a pool. Subclasses add waiting and I/O."""
 
@@ -99,16 +114,7 @@ class PoolBase:
     def __init__(self, connector: Any, config: PoolConfig) -> None:
         self._connector = connector
         self._config = config
-        self._core = PoolState(
-            min_size=config.min_size,
-            max_size=config.max_size,
-            max_overflow=config.max_overflow,
-            increment=config.increment,
-            lifo=config.idle_order == "lifo",
-            lazy=config.lazy,
-            key_cap=config.max_per_partition,
-            max_size_bounds=config.max_size_bounds,
-        )
+        self._core = _core_for(config, lazy=config.lazy)
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
         self.name = config.name or f"pool-{id(self):x}"
@@ -413,17 +419,7 @@ class PoolBase:
                 fd = None
             _fork.bury(slot.connection, fd)
             slot.state = CLOSED
-        config = self._config
-        self._core = PoolState(
-            min_size=config.min_size,
-            max_size=config.max_size,
-            max_overflow=config.max_overflow,
-            increment=config.increment,
-            lifo=config.idle_order == "lifo",
-            lazy=True,
-            key_cap=config.max_per_partition,
-            max_size_bounds=config.max_size_bounds,
-        )
+        self._core = _core_for(self._config, lazy=True)
         if old.closed:
             self._core.close(force=True)
         self._reset_after_fork()
