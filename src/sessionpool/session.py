@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._session_state import Params, SessionState
 from .errors import ForeignSession, TransactionAborted, TransactionLost, UsageError
 
 if TYPE_CHECKING:
@@ -23,10 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ScopedSession", "Session"]
 
-Params = Sequence[Any] | dict[str, Any] | None
 
-
-class Session:
+class Session(SessionState):
     """One unit of work on one connection at a time, for the thread that created it.
 
     ``with pool.session() as s:`` commits when the block succeeds, rolls back when it
@@ -56,34 +55,18 @@ class Session:
         reconnect: bool = False,
         **acquire_args: Any,
     ) -> None:
-        if autocommit is not None and not isinstance(autocommit, bool):
-            raise UsageError(f"autocommit must be True, False or None, not {autocommit!r}")
+        super().__init__(
+            autocommit=autocommit,
+            isolation_level=isolation_level,
+            reconnect=reconnect,
+            acquire_args=acquire_args,
+        )
         self._pool = pool
-        self._autocommit = autocommit
-        self._isolation_level = isolation_level
-        self._reconnect = reconnect
-        self._acquire_args = acquire_args
         self._owner = threading.get_ident()
         self._lease: Lease | None = None
-        self._saved_modes: dict[str, Any] = {}
-        self._in_transaction = False
-        self._lost: TransactionLost | None = None
-        self._pending: list[tuple[str, Params]] = []
-        self._savepoints: list[tuple[str, int]] = []  # (name, pending writes when set)
-        self._depth = 0  # nesting of `with session:`
         self._nested: list[Any] = []  # the savepoint scopes of nested `with session:`
 
     # -- state -----------------------------------------------------------------------------
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether statements have run since the last commit or rollback."""
-        return self._in_transaction
-
-    @property
-    def pending(self) -> int:
-        """Writes queued by `add` and not yet flushed."""
-        return len(self._pending)
 
     @property
     def connection(self) -> Lease:
@@ -117,24 +100,15 @@ class Session:
         self._check()
         return self._run(lambda connection: _fetch(connection, sql, params, all_rows=False))
 
-    def add(self, sql: str, params: Params = None) -> None:
-        """Queue a write; `flush` (or `commit`) sends the queue, batched per statement."""
-        self._check()
-        self._pending.append((sql, params))
-
     def flush(self) -> None:
         """Send every queued write inside the open transaction, consecutive writes of the
         same statement as one `executemany` (a few round trips for a thousand rows). They are
         then visible to this session, and to others only after `commit`."""
         self._check()
         while self._pending:
-            sql = self._pending[0][0]
-            count = 1
-            while count < len(self._pending) and self._pending[count][0] == sql:
-                count += 1
-            batch = [params for _, params in self._pending[:count]]
-            self._run(functools.partial(_executemany, sql=sql, rows=batch))
-            del self._pending[:count]
+            sql, rows = self._next_batch()
+            self._run(functools.partial(_executemany, sql=sql, rows=rows))
+            del self._pending[: len(rows)]
 
     # -- ending the transaction ------------------------------------------------------------
 
@@ -206,7 +180,7 @@ class Session:
         if self._autocommit or (self._lease is not None and self._is_autocommit()):
             raise UsageError("a savepoint needs a transaction: this session is in autocommit")
         self.flush()
-        name = f"sessionpool_sp{len(self._savepoints) + 1}"
+        name = self._next_savepoint_name()
 
         def set_savepoint(connection: Lease) -> None:
             self._pool._connector.driver.begin(connection.driver_connection)
@@ -257,15 +231,6 @@ class Session:
             raise
 
     # -- internals -------------------------------------------------------------------------
-
-    def _ends_scope(self, name: str) -> bool:
-        """Forget the savepoint ``name`` and those set inside it; False if the transaction
-        that held it has ended meanwhile (a commit or rollback inside the scope)."""
-        names = [saved for saved, _ in self._savepoints]
-        if name not in names:
-            return False
-        del self._savepoints[names.index(name) :]
-        return True
 
     def _check_owner(self) -> None:
         if threading.get_ident() != self._owner:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._session_state import Params, SessionState
 from ..errors import ForeignSession, TransactionAborted, TransactionLost, UsageError
 
 if TYPE_CHECKING:
@@ -28,12 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncScopedSession", "AsyncSession"]
 
-Params = Sequence[Any] | dict[str, Any] | None
 #: One round trip of a session: ``work(driver, driver_connection)``.
 Work = Callable[["AsyncDriver", Any], Awaitable[Any]]
 
 
-class AsyncSession:
+class AsyncSession(SessionState):
     """One unit of work on one connection at a time, for the asyncio task that created it.
 
     ``async with pool.session() as s:`` commits when the block succeeds, rolls back when it
@@ -70,13 +70,13 @@ class AsyncSession:
         reconnect: bool = False,
         **acquire_args: Any,
     ) -> None:
-        if autocommit is not None and not isinstance(autocommit, bool):
-            raise UsageError(f"autocommit must be True, False or None, not {autocommit!r}")
+        super().__init__(
+            autocommit=autocommit,
+            isolation_level=isolation_level,
+            reconnect=reconnect,
+            acquire_args=acquire_args,
+        )
         self._pool = pool
-        self._autocommit = autocommit
-        self._isolation_level = isolation_level
-        self._reconnect = reconnect
-        self._acquire_args = acquire_args
         # Weak: a session kept in its task's context (AsyncScopedSession) must not keep the
         # task alive. Made outside any task, it belongs to the first task that uses it.
         task = _current_task()
@@ -84,25 +84,9 @@ class AsyncSession:
         if task is not None:
             self._owner = weakref.ref(task)
         self._lease: AsyncLease | None = None
-        self._saved_modes: dict[str, Any] = {}
-        self._in_transaction = False
-        self._lost: TransactionLost | None = None
-        self._pending: list[tuple[str, Params]] = []
-        self._savepoints: list[tuple[str, int]] = []  # (name, pending writes when set)
-        self._depth = 0  # nesting of `async with session:`
         self._nested: list[AbstractAsyncContextManager[AsyncSession]] = []
 
     # -- state -----------------------------------------------------------------------------
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether statements have run since the last commit or rollback."""
-        return self._in_transaction
-
-    @property
-    def pending(self) -> int:
-        """Writes queued by `add` and not yet flushed."""
-        return len(self._pending)
 
     async def connection(self) -> AsyncLease:
         """The borrowed connection (borrowed now if the session holds none). A coroutine
@@ -135,24 +119,15 @@ class AsyncSession:
         self._check()
         return await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=False))
 
-    def add(self, sql: str, params: Params = None) -> None:
-        """Queue a write; `flush` (or `commit`) sends the queue, batched per statement."""
-        self._check()
-        self._pending.append((sql, params))
-
     async def flush(self) -> None:
         """Send every queued write inside the open transaction, consecutive writes of the
         same statement as one `executemany` (a few round trips for a thousand rows). They are
         then visible to this session, and to others only after `commit`."""
         self._check()
         while self._pending:
-            sql = self._pending[0][0]
-            count = 1
-            while count < len(self._pending) and self._pending[count][0] == sql:
-                count += 1
-            batch = [params for _, params in self._pending[:count]]
-            await self._run(functools.partial(_executemany, sql=sql, rows=batch))
-            del self._pending[:count]
+            sql, rows = self._next_batch()
+            await self._run(functools.partial(_executemany, sql=sql, rows=rows))
+            del self._pending[: len(rows)]
 
     # -- ending the transaction ------------------------------------------------------------
 
@@ -232,7 +207,7 @@ class AsyncSession:
         if self._autocommit or (self._lease is not None and self._is_autocommit()):
             raise UsageError("a savepoint needs a transaction: this session is in autocommit")
         await self.flush()
-        name = f"sessionpool_sp{len(self._savepoints) + 1}"
+        name = self._next_savepoint_name()
 
         async def set_savepoint(driver: AsyncDriver, raw: Any) -> None:
             await driver.begin(raw)
@@ -287,15 +262,6 @@ class AsyncSession:
             raise
 
     # -- internals -------------------------------------------------------------------------
-
-    def _ends_scope(self, name: str) -> bool:
-        """Forget the savepoint ``name`` and those set inside it; False if the transaction
-        that held it has ended meanwhile (a commit or rollback inside the scope)."""
-        names = [saved for saved, _ in self._savepoints]
-        if name not in names:
-            return False
-        del self._savepoints[names.index(name) :]
-        return True
 
     def _check_owner(self) -> None:
         task = _current_task()
