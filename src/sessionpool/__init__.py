@@ -8,7 +8,6 @@ with pool.acquire() as conn:
 from ._async.lease import AsyncLease
 from ._async.pool import AsyncPool
 from ._async.session import AsyncScopedSession, AsyncSession
-from ._core.stats import PoolStats
 from ._sync.lease import Lease
 from ._sync.pool import Pool
 from .config import PoolConfig
@@ -30,6 +29,7 @@ from .errors import (
     UsageError,
 )
 from .factory import create_async_pool, create_pool
+from .observe.stats import PoolStats
 from .session import ScopedSession, Session
 from .sharing import SharedReader, ThreadConnections
 from .url import URL, parse_url

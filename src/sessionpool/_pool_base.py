@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import math
 import os
 import random
@@ -20,10 +19,10 @@ from time import monotonic
 from typing import Any, NamedTuple
 
 from . import _fork
+from ._core.counts import snapshot
 from ._core.effects import Effect
 from ._core.records import CLOSED
 from ._core.state import PoolState
-from ._core.stats import PoolStats, snapshot
 from ._core.tags import normalize_tag
 from ._leaks import format_where, short_where
 from .config import PoolConfig, check_timeout, check_when_exhausted
@@ -36,10 +35,13 @@ from .errors import (
     PoolTimeout,
     UsageError,
 )
+from .observe import echo
+from .observe.events import Listener, Listeners, PoolEvent
+from .observe.naming import default_name, unique_name
+from .observe.recorder import Recorder
+from .observe.stats import PoolStats
 
 __all__ = ["DEFAULT", "PoolBase", "UserKey"]
-
-logger = logging.getLogger("sessionpool.pool")
 
 
 class _Default:
@@ -117,11 +119,17 @@ class PoolBase:
         self._core = _core_for(config, lazy=config.lazy)
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
-        self.name = config.name or f"pool-{id(self):x}"
+        self.name = config.name or unique_name(
+            default_name(getattr(connector, "url", None)) or f"pool-{id(self):x}", self
+        )
+        self._log = echo.pool_logger(self.name)
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf
+        self._recorder = Recorder(monotonic())
+        self._listeners = Listeners(self._hooks_changed)
         self._apply_settings(config)
+        echo.attach(self._listeners, self._log, config.echo)
         _fork.track(self)
 
     def _apply_settings(self, config: PoolConfig) -> None:
@@ -140,7 +148,19 @@ class PoolBase:
         self._retiring = config.max_uses is not None or config.max_lifetime is not None
         # Leak tracking: acquires leave the fast lane to record where they happened.
         self._tracking = config.leak_threshold is not None
+        self._detailed = config.detailed_stats
+        self._hooks_changed()
         self._connector.limit_connects(config.connect_timeout)
+
+    def _hooks_changed(self) -> None:
+        """Recompute the two flags the fast lanes test, so that work nobody asked for costs
+        one attribute read: ``_lend_hooks`` sends acquires through `_acquire_checked` (leak
+        tracking, "checkout" listeners), ``_return_hooks`` sends returns through
+        `_returning` (retirement, detailed statistics, "checkin" listeners)."""
+        listeners = self._listeners
+        self._observing_returns = self._detailed or listeners.any_for("checkin")
+        self._lend_hooks = self._tracking or listeners.any_for("checkout")
+        self._return_hooks = self._retiring or self._observing_returns
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -193,10 +213,102 @@ class PoolBase:
     def closed(self) -> bool:
         return self._core.closed
 
-    def stats(self) -> PoolStats:
-        """A consistent snapshot of the figures and counters."""
+    def stats(self, reset: bool = False) -> PoolStats:
+        """A consistent snapshot of the figures, counters and timing histograms.
+
+        Args:
+            reset: report the interval since the previous ``stats(reset=True)`` (or since
+                the pool was created) instead of the totals, and start a new interval. The
+                totals are not changed by it: other readers still see them.
+        """
+        now = monotonic()
         with self._guard():
-            return snapshot(self._core)
+            counts = snapshot(self._core)
+        return self._recorder.stats(counts, now, self._observing_returns, reset)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def add_listener(self, kind: str, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event of ``kind`` (see `PoolEvent`).
+
+        Kinds, in the order they happen to a connection: "connect" (opened; duration is the
+        connect time) or "connect_error", "checkout" (lent; the wait), "checkin" (given back;
+        the time held), "reset" (after a reset on return; its time, or the error), "drop"
+        (taken out of the pool; the reason) then "close" (the driver connection closed), and
+        "timeout" (an acquire gave up). Listeners run on the thread (or event loop) where the
+        thing happened, outside the pool's lock; they must be quick and must not block. One
+        that raises is logged and skipped. With no listener an event costs nothing; a
+        "checkin" listener turns on detailed statistics (see ``detailed_stats``).
+        Raises:
+            ConfigError: an unknown kind, or a listener that is not callable.
+        """
+        self._listeners.add(kind, listener)
+
+    def remove_listener(self, kind: str, listener: Listener) -> None:
+        """Stop calling ``listener`` for ``kind``.
+
+        Raises:
+            ConfigError: it was not listening to that kind.
+        """
+        self._listeners.remove(kind, listener)
+
+    def listens_for(self, kind: str) -> Any:
+        """`add_listener` as a decorator: ``@pool.listens_for("checkout")``."""
+
+        def register(listener: Listener) -> Listener:
+            self._listeners.add(kind, listener)
+            return listener
+
+        return register
+
+    @property
+    def detailed_stats(self) -> bool:
+        """Whether use times and the exact busy peak are recorded (see `PoolConfig`)."""
+        return self._observing_returns
+
+    @detailed_stats.setter
+    def detailed_stats(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"detailed_stats must be True or False, not {value!r}")
+        self._detailed = value
+        self._hooks_changed()
+
+    def _emit(
+        self,
+        kind: str,
+        connection: Any = None,
+        duration: float | None = None,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Tell the listeners of ``kind``, if any (callers on busy paths ask `any_for`
+        first, so that not even this call is made)."""
+        listeners = self._listeners
+        if listeners.any_for(kind):
+            listeners.emit(PoolEvent(kind, self.name, connection, duration, reason, error))
+
+    def _lent(self, slot: Any, waited: float) -> None:
+        """After a hand-out that left the fast lane: the "checkout" event."""
+        if self._listeners.any_for("checkout"):
+            self._listeners.emit(PoolEvent("checkout", self.name, slot.connection, waited))
+
+    def _returning(self, slot: Any, now: float) -> bool:
+        """A lent slot is coming back (the lease already let it go): record its use, tell
+        "checkin" listeners, and retire it if its lifetime or uses are spent. True when it
+        was retired (the caller is done)."""
+        if self._observing_returns:
+            held = now - slot.lent_at
+            self._recorder.record_use(held, self._core.busy, now)
+            if self._listeners.any_for("checkin"):
+                self._listeners.emit(PoolEvent("checkin", self.name, slot.connection, held))
+        if self._retiring:
+            if now >= slot.expires_at:
+                self._discard(slot, "max_lifetime reached")
+                return True
+            if slot.uses >= self._max_uses:
+                self._discard(slot, "max_uses reached")
+                return True
+        return False
 
     # SQLAlchemy's names for the same figures (pool_size = max_size).
     def size(self) -> int:
@@ -322,7 +434,7 @@ class PoolBase:
         return found
 
     def _report_leak(self, slot: Any, held: float) -> None:
-        logger.warning(
+        self._log.warning(
             "pool %r: a connection has been borrowed for %.1f s (leak_threshold %s s); "
             "acquired at:\n%s",
             self.name,
@@ -332,7 +444,7 @@ class PoolBase:
         )
 
     def _report_orphan(self, slot: Any) -> None:
-        logger.warning(
+        self._log.warning(
             "pool %r: a borrowed connection was garbage-collected without being released; "
             "it is reset and returned to the pool. Acquired at:\n%s",
             self.name,
@@ -387,7 +499,7 @@ class PoolBase:
         suspect. What is not an Exception (a cancellation, an interrupt) is raised again."""
         if suspect:
             self._saw_disconnect(monotonic())
-        logger.warning(
+        self._log.warning(
             "pool %r: %s failed (%s: %s); dropping that connection",
             self.name,
             what,
@@ -404,6 +516,7 @@ class PoolBase:
 
     def _saw_disconnect(self, now: float) -> None:
         """A connection turned out dead: suspect every one last used before ``now``."""
+        self._recorder.record_disconnect()
         self._suspect_before = max(self._suspect_before, now)
 
     def _forget_after_fork(self) -> None:
@@ -536,7 +649,9 @@ class PoolBase:
         self, timeout: float | None, figures: str, connect_error: BaseException | None = None
     ) -> PoolTimeout:
         """``figures`` is `_figures()` plus `_holders()`, read under the guard. With a
-        ``connect_error`` (connects failed while the caller waited), that is the cause."""
+        ``connect_error`` (connects failed while the caller waited), that is the cause.
+        Tells the "timeout" listeners: every acquire timeout is built here."""
+        self._emit("timeout", duration=timeout)
         if connect_error is not None:
             error = PoolTimeout(
                 f"pool {self.name!r}: no connection within {timeout} s: the database does not "

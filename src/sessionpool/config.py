@@ -108,6 +108,16 @@ class PoolConfig:
             connections acquired without a partition count as one partition. None: only the
             pool's own limits.
         name: a label for logs, errors and metrics; never derived from credentials.
+            `create_pool` names a URL's pool ``host:port/database`` (OpenTelemetry's
+            default pool name), with ``#2``, ``#3``... for a second and third such pool.
+        echo: log what the pool does, as SQLAlchemy's ``echo_pool``: True logs connects,
+            closes and timeouts at INFO, ``"debug"`` also every checkout, checkin and reset,
+            under the logger ``sessionpool.pool.<name>`` (a stderr handler is added when
+            logging is not configured). Off, it costs nothing.
+        detailed_stats: also record how long each borrower holds its connection (the
+            ``use_time`` histogram) and the exact peak of borrowed connections, on every
+            return. Off by default: it costs a clock read and a lock per return. Exporters
+            and "checkin" listeners turn it on.
     """
 
     min_size: int = 1
@@ -134,6 +144,8 @@ class PoolConfig:
     max_size_bounds: Literal["open", "idle"] = "open"
     max_per_partition: int | None = None
     name: str | None = None
+    echo: bool | Literal["debug"] = False
+    detailed_stats: bool = False
 
     def __post_init__(self) -> None:
         _check_int("min_size", self.min_size, lowest=0)
@@ -177,6 +189,9 @@ class PoolConfig:
         _check_callable("session_callback", self.session_callback)
         if self.name is not None and not isinstance(self.name, str):
             raise ConfigError(f"name must be a string or None, not {type(self.name).__name__}")
+        if self.echo not in (True, False, "debug"):
+            raise ConfigError(f"echo must be True, False or 'debug' (got {self.echo!r})")
+        _check_bool("detailed_stats", self.detailed_stats)
 
     @property
     def hard_cap(self) -> int | None:
@@ -205,6 +220,8 @@ class PoolConfig:
             lowered = text.strip().lower()
             if name in _NONE_ALLOWED and lowered in ("none", "null"):
                 settings[name] = None
+            elif name == "echo":  # true/false, or "debug"
+                settings[name] = _BOOL_WORDS.get(lowered, lowered)
             elif kind is bool:
                 if lowered not in _BOOL_WORDS:
                     raise ConfigError(f"{name} must be true or false (got {text!r})")
@@ -247,6 +264,8 @@ _TEXT_KINDS: dict[str, type] = {
     "leak_threshold": float,
     "reset_on_return": str,
     "name": str,
+    "echo": str,
+    "detailed_stats": bool,
 }
 _NONE_ALLOWED = frozenset(
     {

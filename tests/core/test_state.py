@@ -10,7 +10,7 @@ import pytest
 from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from sessionpool._core.records import BUSY, CLOSED, IDLE, Request, Slot
 from sessionpool._core.state import PoolState
-from sessionpool._core.stats import PoolStats, snapshot
+from sessionpool._core.counts import CoreCounts, snapshot
 from sessionpool._core.tags import normalize_tag
 from sessionpool.errors import PoolClosed
 
@@ -1066,7 +1066,7 @@ def test_figures_and_stats_snapshot() -> None:
     state.cancel(failing, timed_out=True)  # it waited out its deadline
     check_figures(state)
     assert failing.error is None and first.state == BUSY
-    assert snapshot(state) == PoolStats(
+    assert snapshot(state) == CoreCounts(
         min_size=1,
         max_size=2,
         hard_cap=3,
@@ -1088,6 +1088,7 @@ def test_figures_and_stats_snapshot() -> None:
         keepalive_failures=0,
         leaks_reported=0,
         reclaimed=0,
+        closed_by_reason={"overflow": 1},
     )
     assert snapshot(state).as_dict()["acquires"] == 3
 

@@ -76,9 +76,8 @@ class AsyncLease:
         if pool._thread != get_ident():
             pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
-        if pool._retiring and (monotonic() >= slot.expires_at or slot.uses >= pool._max_uses):
-            pool._discard(slot, "retired")  # its lifetime or its uses are spent
-            return
+        if pool._return_hooks and pool._returning(slot, monotonic()):
+            return  # its lifetime or its uses are spent: retired, not reset
         if slot.dirty:
             # Settled here when the driver can tell locally that nothing needs resetting
             # (no coroutine for the common case); else the pool resets, or drops on failure.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import weakref
 from collections.abc import Generator, Hashable
 from threading import get_ident
@@ -41,7 +40,6 @@ from .session import AsyncScopedSession, AsyncSession
 __all__ = ["AsyncPool"]
 
 _new_lease = object.__new__
-logger = logging.getLogger("sessionpool.pool")
 
 
 class _NoGuard:
@@ -350,6 +348,7 @@ class AsyncPool(PoolBase):
             timeout, tag, user, password, when_exhausted, purity, partition
         )
         loop = self._bind_loop()
+        started = monotonic()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             slot = await self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
@@ -357,6 +356,7 @@ class AsyncPool(PoolBase):
                 slot, deadline
             ):
                 if deadline is not None and loop.time() >= deadline:
+                    self._core.timeouts += 1  # the core counts only the waits it ended
                     raise self._timeout_error(timeout, self._figures())
                 continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
@@ -373,9 +373,12 @@ class AsyncPool(PoolBase):
                 break
             if deadline is not None and loop.time() >= deadline:
                 raise self._no_fresh_session_error(timeout)
-        slot.lent_at = monotonic()
+        slot.lent_at = now = monotonic()
+        self._recorder.record_wait(now - started, self._core.busy, now)
         if self._tracking:
             slot.lent_where = record_where()
+        if self._lend_hooks:
+            self._lent(slot, now - started)
         lease: AsyncLease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
@@ -395,6 +398,8 @@ class AsyncPool(PoolBase):
         loop = self._bind_loop()
         deadline = None if timeout is None else loop.time() + timeout
         if not self._needs_check(slot, now) or await self._check_or_drop(slot, deadline):
+            if self._lend_hooks:
+                self._lent(slot, 0.0)
             lease: AsyncLease = _new_lease(slot.lease_class)
             lease._slot = slot
             lease._pool = self
@@ -416,8 +421,10 @@ class AsyncPool(PoolBase):
         except BaseException as exc:
             # A cancellation drops the connection too, but says nothing of the others.
             suspect = isinstance(exc, Exception)
+            self._recorder.record_ping(ok=False)
             self._drop_failed(slot, exc, "the check before hand-out", suspect)
             return False
+        self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
         return True
 
@@ -532,6 +539,7 @@ class AsyncPool(PoolBase):
         driver = self._connector.driver
         connection = slot.connection
         limit = self._config.reset_timeout
+        started = monotonic()
         try:
             if mode == "rollback":
                 await driver.end_transaction(connection, limit)
@@ -544,12 +552,18 @@ class AsyncPool(PoolBase):
                 if inspect.isawaitable(outcome):
                     await within(limit, outcome)
         except BaseException as exc:
+            self._recorder.record_reset(monotonic() - started, ok=False)
+            self._emit("reset", connection, monotonic() - started, error=exc)
             if slot.state == CLOSED:  # force-closed meanwhile: nothing to drop
                 if not isinstance(exc, Exception):
                     raise
                 return False
             self._drop_failed(slot, exc, "reset on return", driver.is_disconnect(exc, connection))
             return False
+        took = monotonic() - started
+        self._recorder.record_reset(took, ok=True)
+        if self._listeners.any_for("reset"):
+            self._emit("reset", connection, took)
         slot.dirty = False
         return True
 
@@ -603,6 +617,8 @@ class AsyncPool(PoolBase):
                 # A cancelled waiter's future is done already; its task's CancelledError
                 # handler gives the granted slot back (_withdraw).
             elif isinstance(effect, CloseConnection):
+                if self._listeners.any_for("drop"):
+                    self._emit("drop", effect.slot.connection, reason=effect.reason)
                 self._spawn(self._close_quietly(effect.slot.connection, effect.reason))
             elif isinstance(effect, OpenConnections):
                 self._start_maintainer()  # a pool that opens is in use (lazy, forked child)
@@ -626,6 +642,7 @@ class AsyncPool(PoolBase):
 
     async def _open_one(self, key: Hashable, request: Request | None) -> None:
         user, password = self._credentials.get(key, (None, None))
+        started = monotonic()
         try:
             connection = await self._connect_within(user, password)
         except BaseException as exc:
@@ -646,6 +663,8 @@ class AsyncPool(PoolBase):
                 raise
             return
         now = monotonic()
+        self._recorder.record_connect(now - started)
+        self._emit("connect", connection, now - started)
         slot = self._core.opened_connection(key, connection, now, request)
         slot.lease_class = async_lease_class_for(connection)
         slot.expires_at = self._lifetime_from(now)
@@ -685,9 +704,10 @@ class AsyncPool(PoolBase):
     def _report_open_failure(
         self, key: Hashable, error: BaseException, request: Request | None
     ) -> None:
-        logger.warning(
+        self._log.warning(
             "pool %r: opening a connection failed: %s: %s", self.name, type(error).__name__, error
         )
+        self._emit("connect_error", error=error)
         self._core.open_failed(key, error, request)
         self._run(self._take_effects())
         self._notify_watchers()
@@ -702,7 +722,9 @@ class AsyncPool(PoolBase):
         try:
             await self._connector.close(connection, self._config.reset_timeout)
         except Exception as exc:
-            logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+            self._log.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+        if self._listeners.any_for("close"):
+            self._emit("close", connection, reason=reason)
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -738,6 +760,7 @@ class AsyncPool(PoolBase):
         if core.closed:
             return
         leaks = self._leaks_to_report(now)
+        self._recorder.sample_busy(core.busy, now)
         core.retire_idle(now, self._idle_before(now))
         self._run(self._take_effects())
         for slot, held in leaks:
@@ -753,7 +776,9 @@ class AsyncPool(PoolBase):
             await self._connector.driver.ping(slot.connection, self._config.ping_timeout)
             alive = True
         except Exception as exc:
-            logger.info("pool %r: an idle connection failed a keepalive check: %r", self.name, exc)
+            self._log.info(
+                "pool %r: an idle connection failed a keepalive check: %r", self.name, exc
+            )
             self._saw_disconnect(monotonic())
         except BaseException:
             cancelled = True  # the pool is closing: not a failed check
@@ -762,6 +787,8 @@ class AsyncPool(PoolBase):
             # Also on cancellation: the slot must not stay out (a closed pool closes it).
             if alive:
                 slot.checked_at = monotonic()
+            if not cancelled:
+                self._recorder.record_ping(alive)
             self._core.checked(slot, alive or (cancelled and self._core.closed))
             self._run(self._take_effects())
 
@@ -772,9 +799,9 @@ class AsyncPool(PoolBase):
         self._core.reclaimed += 1
         self._report_orphan(slot)
         slot.dirty = True
-        if self._retiring and (monotonic() >= slot.expires_at or slot.uses >= self._max_uses):
-            self._discard(slot, "retired")
-        elif await self._after_use(slot):
+        if self._return_hooks and self._returning(slot, monotonic()):
+            return  # retired
+        if await self._after_use(slot):
             self._give_back(slot, None)
 
     def _guard(self) -> _NoGuard:
@@ -803,7 +830,7 @@ async def _maintenance(pool_ref: weakref.ref[AsyncPool], wake: asyncio.Event) ->
         try:
             await pool._maintain(monotonic())
         except Exception:  # a round must never end the task
-            logger.exception("pool %r: maintenance round failed", pool.name)
+            pool._log.exception("pool %r: maintenance round failed", pool.name)
         tick = pool._tick()
         del pool
         wake.clear()
@@ -843,7 +870,7 @@ class _Acquire:
                     if (
                         last_used < pool._suspect_before
                         or now - last_used > pool._ping_interval
-                        or pool._tracking
+                        or pool._lend_hooks
                     ):
                         # Where is recorded here: the borrower's frames are still below us.
                         where = record_where() if pool._tracking else None
@@ -884,7 +911,12 @@ class _Acquire:
         now = monotonic()
         if (
             lease.tag is None
-            and not (pool._retiring and (now >= slot.expires_at or slot.uses >= pool._max_uses))
+            and not (
+                pool._return_hooks
+                and (
+                    pool._observing_returns or now >= slot.expires_at or slot.uses >= pool._max_uses
+                )
+            )
             and core.calm
             and slot.key is None
             and slot.generation == core.generation

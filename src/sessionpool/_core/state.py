@@ -156,6 +156,8 @@ class PoolState:
         self.handoffs = 0
         self.connections_opened = 0
         self.connections_closed = 0
+        # Connections closed, counted by the reason given to `_forget` (for statistics).
+        self.closed_by_reason: dict[str, int] = {}
         self.connect_errors = 0
         self.retired_idle = 0
         self.retired_expired = 0
@@ -687,6 +689,7 @@ class PoolState:
         else:
             del self._opened_for[slot.key]  # per-user and per-partition keys come and go
         self.connections_closed += 1
+        self.closed_by_reason[reason] = self.closed_by_reason.get(reason, 0) + 1
         self._retired_uses += slot.uses
         self._all.discard(slot)
         self.effects.append(CloseConnection(slot, reason))

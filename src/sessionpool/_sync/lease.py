@@ -85,10 +85,8 @@ class Lease:
             tag = pool._normalize_tag(tag)
         self._slot = None
         now = monotonic()
-        if pool._retiring and (now >= slot.expires_at or slot.uses >= pool._max_uses):
-            # Its lifetime or its uses are spent: retired, not reset.
-            pool._discard(slot, "retired")
-            return
+        if pool._return_hooks and pool._returning(slot, now):
+            return  # its lifetime or its uses are spent: retired, not reset
         if slot.dirty and not pool._after_use(slot):
             return
         core = pool._core

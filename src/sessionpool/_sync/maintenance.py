@@ -10,7 +10,6 @@ close() is collected, and the thread then ends.
 from __future__ import annotations
 
 import heapq
-import logging
 import threading
 import weakref
 from collections import deque
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
     from .pool import Pool
 
 __all__ = ["Maintainer"]
-
-logger = logging.getLogger("sessionpool.pool")
 
 
 class Maintainer:
@@ -121,7 +118,7 @@ class Maintainer:
                 if run_round:
                     pool._maintain(monotonic())
             except Exception:  # a failed round must not end the worker
-                logger.exception("pool %r: maintenance round failed", pool.name)
+                pool._log.exception("pool %r: maintenance round failed", pool.name)
             if run_round:
                 next_round = monotonic() + pool._tick()
             del pool  # hold it only weakly while waiting

@@ -10,7 +10,6 @@ the rest of the background work run on the pool's maintenance thread (`maintenan
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Hashable
 from time import monotonic
@@ -32,8 +31,6 @@ __all__ = ["Pool"]
 
 # Leases are built field by field in the caller's frame: no __init__ frame on the hot path.
 _new_lease = object.__new__
-
-logger = logging.getLogger("sessionpool.pool")
 
 
 class Pool(PoolBase):
@@ -298,7 +295,7 @@ class Pool(PoolBase):
                     if (
                         last_used < self._suspect_before
                         or now - last_used > self._ping_interval
-                        or self._tracking
+                        or self._lend_hooks
                     ):
                         return self._acquire_checked(slot, timeout, now)
                     lease: Lease = _new_lease(slot.lease_class)
@@ -393,11 +390,14 @@ class Pool(PoolBase):
         key, wanted_tag, mode, timeout, purity = self._request(
             timeout, tag, user, password, when_exhausted, purity, partition
         )
-        deadline = None if timeout is None else monotonic() + timeout
+        started = monotonic()
+        deadline = None if timeout is None else started + timeout
         while True:
             slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
             if self._needs_check(slot, monotonic()) and not self._check_or_drop(slot, deadline):
                 if deadline is not None and monotonic() >= deadline:
+                    with self._lock:
+                        self._core.timeouts += 1  # the core counts only the waits it ended
                     raise self._timeout_error(timeout, self._figures())
                 continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
@@ -414,9 +414,12 @@ class Pool(PoolBase):
                 break
             if deadline is not None and monotonic() >= deadline:
                 raise self._no_fresh_session_error(timeout)
-        slot.lent_at = monotonic()
+        slot.lent_at = now = monotonic()
+        self._recorder.record_wait(now - started, self._core.busy, now)
         if self._tracking:
             slot.lent_where = record_where()
+        if self._lend_hooks:
+            self._lent(slot, now - started)
         lease: Lease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
@@ -503,6 +506,8 @@ class Pool(PoolBase):
             timeout = self._config.wait_timeout
         deadline = None if timeout is None else now + timeout
         if not self._needs_check(slot, now) or self._check_or_drop(slot, deadline):
+            if self._lend_hooks:
+                self._lent(slot, 0.0)
             lease: Lease = _new_lease(slot.lease_class)
             lease._slot = slot
             lease._pool = self
@@ -521,8 +526,10 @@ class Pool(PoolBase):
         try:
             self._connector.driver.ping(slot.connection, limit)
         except BaseException as exc:
+            self._recorder.record_ping(ok=False)
             self._drop_failed(slot, exc, "the check before hand-out", suspect=True)
             return False
+        self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
         return True
 
@@ -561,6 +568,7 @@ class Pool(PoolBase):
         driver = self._connector.driver
         connection = slot.connection
         limit = self._config.reset_timeout
+        started = monotonic()
         try:
             if mode == "rollback":
                 driver.end_transaction(connection, limit)
@@ -571,12 +579,18 @@ class Pool(PoolBase):
             else:
                 mode(connection)
         except BaseException as exc:
+            self._recorder.record_reset(monotonic() - started, ok=False)
+            self._emit("reset", connection, monotonic() - started, error=exc)
             if slot.state == CLOSED:  # closed under it by close(force=True): nothing to do
                 if not isinstance(exc, Exception):
                     raise
                 return False
             self._drop_failed(slot, exc, "reset on return", driver.is_disconnect(exc, connection))
             return False
+        took = monotonic() - started
+        self._recorder.record_reset(took, ok=True)
+        if self._listeners.any_for("reset"):
+            self._emit("reset", connection, took)
         slot.dirty = False
         return True
 
@@ -631,6 +645,8 @@ class Pool(PoolBase):
                 effect.request.handle.release()
             elif isinstance(effect, CloseConnection):
                 connection = effect.slot.connection
+                if self._listeners.any_for("drop"):
+                    self._emit("drop", connection, reason=effect.reason)
                 if close_now or not self._maintainer.close_later(connection, effect.reason):
                     self._close_quietly(connection, effect.reason)
             elif isinstance(effect, OpenConnections):
@@ -665,6 +681,7 @@ class Pool(PoolBase):
 
     def _open_one(self, key: Hashable, request: Request | None) -> None:
         user, password = self._credentials.get(key, (None, None))
+        started = monotonic()
         try:
             connection = self._connector.connect(user, password)
         except BaseException as exc:
@@ -687,7 +704,10 @@ class Pool(PoolBase):
                 self._report_open_failure(key, exc, request)
                 return
         lease_class = lease_class_for(connection)
-        expires_at = self._lifetime_from(monotonic())
+        opened_at = monotonic()
+        self._recorder.record_connect(opened_at - started)
+        self._emit("connect", connection, opened_at - started)
+        expires_at = self._lifetime_from(opened_at)
         with self._lock:
             slot = self._core.opened_connection(key, connection, monotonic(), request)
             slot.lease_class = lease_class
@@ -699,9 +719,10 @@ class Pool(PoolBase):
     def _report_open_failure(
         self, key: Hashable, error: BaseException, request: Request | None
     ) -> None:
-        logger.warning(
+        self._log.warning(
             "pool %r: opening a connection failed: %s: %s", self.name, type(error).__name__, error
         )
+        self._emit("connect_error", error=error)
         with self._lock:
             self._core.open_failed(key, error, request)
             effects = self._take_effects()
@@ -714,7 +735,9 @@ class Pool(PoolBase):
         except Exception as exc:
             # The connection is gone from the pool either way; a failing close must not
             # disturb the caller that happened to trigger it.
-            logger.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+            self._log.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
+        if self._listeners.any_for("close"):
+            self._emit("close", connection, reason=reason)
 
     # -- internals: background work (on the maintenance thread) -----------------------------
 
@@ -736,6 +759,7 @@ class Pool(PoolBase):
             if self._core.closed:
                 return
             leaks = self._leaks_to_report(now)
+            self._recorder.sample_busy(self._core.busy, now)
             self._core.retire_idle(now, self._idle_before(now))
             effects = self._take_effects()
             due = self._due_for_keepalive(now)
@@ -753,11 +777,12 @@ class Pool(PoolBase):
             self._connector.driver.ping(slot.connection, self._config.ping_timeout)
             alive = True
         except Exception as exc:
-            logger.info(
+            self._log.info(
                 "pool %r: an idle connection failed its keepalive check: %r", self.name, exc
             )
             self._saw_disconnect(monotonic())
             alive = False
+        self._recorder.record_ping(alive)
         if alive:
             slot.checked_at = monotonic()
         with self._lock:
@@ -773,9 +798,9 @@ class Pool(PoolBase):
             self._core.reclaimed += 1
         self._report_orphan(slot)
         slot.dirty = True  # whatever the borrower did is unknown
-        if self._retiring and (monotonic() >= slot.expires_at or slot.uses >= self._max_uses):
-            self._discard(slot, "retired")
-        elif self._after_use(slot):
+        if self._return_hooks and self._returning(slot, monotonic()):
+            return  # retired
+        if self._after_use(slot):
             with self._lock:
                 self._core.release(slot, monotonic())
                 effects = self._take_effects()

@@ -1,6 +1,7 @@
-"""PoolStats: a consistent, immutable snapshot of a pool's figures and counters.
+"""CoreCounts: a consistent, immutable copy of the core's figures and counters.
 
-Built from a PoolState by the shell under its lock; pure data, no I/O.
+Built from a PoolState by the shell under its lock; pure data, no I/O. The public `PoolStats`
+(observe/stats.py) adds the shells' timings to it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import Any
 
 from .state import PoolState
 
-__all__ = ["PoolStats", "snapshot"]
+__all__ = ["CoreCounts", "snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
-class PoolStats:
-    """Figures now (``busy`` ... ``waiting``) and counters since the pool was created."""
+class CoreCounts:
+    """Figures now (``busy`` ... ``waiting``) and counters since the core was created."""
 
     min_size: int
     max_size: int
@@ -38,13 +39,14 @@ class PoolStats:
     keepalive_failures: int
     leaks_reported: int
     reclaimed: int
+    closed_by_reason: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def snapshot(state: PoolState) -> PoolStats:
-    return PoolStats(
+def snapshot(state: PoolState) -> CoreCounts:
+    return CoreCounts(
         min_size=state.min_size,
         max_size=state.max_size,
         hard_cap=state.cap,
@@ -66,4 +68,5 @@ def snapshot(state: PoolState) -> PoolStats:
         keepalive_failures=state.keepalive_failures,
         leaks_reported=state.leaks_reported,
         reclaimed=state.reclaimed,
+        closed_by_reason=dict(state.closed_by_reason),
     )

@@ -1,0 +1,140 @@
+"""Recorder: the timings and counters the shells measure around the core's decisions.
+
+Wait, use, connect and reset times, checks and resets done or failed, disconnects seen, and
+the number of borrowed connections over time. Every method takes its own small lock (they run
+on borrowers', openers' and the worker's threads); none runs on the acquire/release fast lane
+except `record_use`, and only when detailed statistics are on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from .._core.counts import CoreCounts
+from .histogram import Histogram
+from .stats import PoolStats
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Measurements of one pool (see module doc). ``now`` is the pool's monotonic clock."""
+
+    def __init__(self, now: float) -> None:
+        self._lock = threading.Lock()
+        self.wait = Histogram()  # acquires that left the fast lane; the rest waited 0 s
+        self.use = Histogram()  # only while detailed statistics are on
+        self.connect = Histogram()
+        self.reset = Histogram()
+        self.pings = 0
+        self.ping_failures = 0
+        self.resets = 0
+        self.reset_failures = 0
+        self.disconnects = 0
+        # Borrowed connections over time, sampled (see `sample_busy`): the highest seen (ever,
+        # and in the current interval) and the area under the curve (connection-seconds).
+        self._busy = 0
+        self._busy_since = now
+        self._busy_area = 0.0
+        self._peak_ever = 0
+        self._peak_interval = 0
+        self._created_at = now
+        # The last reading that reset the figures: intervals are reported against it.
+        self._baseline: PoolStats | None = None
+        self._baseline_at = now
+        self._baseline_area = 0.0
+
+    def record_wait(self, seconds: float, busy: int, now: float) -> None:
+        with self._lock:
+            self.wait.record(seconds)
+            self._sample(busy, now)
+
+    def record_use(self, seconds: float, busy: int, now: float) -> None:
+        """A return, with detailed statistics on: ``busy`` counts the returning connection,
+        so the peak seen here is exact (every peak is followed by a return)."""
+        with self._lock:
+            self.use.record(seconds)
+            self._sample(busy, now)
+
+    def record_connect(self, seconds: float) -> None:
+        with self._lock:
+            self.connect.record(seconds)
+
+    def record_reset(self, seconds: float, ok: bool) -> None:
+        with self._lock:
+            self.resets += 1
+            if ok:
+                self.reset.record(seconds)
+            else:
+                self.reset_failures += 1
+
+    def record_ping(self, ok: bool) -> None:
+        with self._lock:
+            self.pings += 1
+            if not ok:
+                self.ping_failures += 1
+
+    def record_disconnect(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+
+    def sample_busy(self, busy: int, now: float) -> None:
+        """Note how many connections are borrowed at ``now`` (the maintenance worker does at
+        every round, the slow paths whenever they pass)."""
+        with self._lock:
+            self._sample(busy, now)
+
+    def stats(self, counts: CoreCounts, now: float, detailed: bool, reset: bool) -> PoolStats:
+        """The public snapshot: ``counts`` (taken under the pool's guard just before) with
+        the timings. Since creation, or with ``reset`` since the previous resetting reading
+        (which this one then becomes)."""
+        with self._lock:
+            self._sample(counts.busy, now)
+            served_at_once = counts.acquires - sum(self.wait.counts)
+            total = PoolStats(
+                **{item.name: getattr(counts, item.name) for item in dataclasses.fields(counts)},
+                pings=self.pings,
+                ping_failures=self.ping_failures,
+                resets=self.resets,
+                reset_failures=self.reset_failures,
+                disconnects=self.disconnects,
+                wait_time=self.wait.snapshot(served_at_once, since_peak=reset),
+                use_time=self.use.snapshot(since_peak=reset),
+                connect_time=self.connect.snapshot(since_peak=reset),
+                reset_time=self.reset.snapshot(since_peak=reset),
+                use_time_recorded=detailed,
+                busy_peak=self._peak_ever,
+                busy_mean=self._busy_area / (now - self._created_at)
+                if now > self._created_at
+                else 0.0,
+                elapsed=now - self._created_at,
+            )
+            if not reset:
+                return total
+            interval = total if self._baseline is None else total.since(self._baseline)
+            elapsed = now - self._baseline_at
+            interval = dataclasses.replace(
+                interval,
+                busy_peak=self._peak_interval,
+                busy_mean=(self._busy_area - self._baseline_area) / elapsed if elapsed > 0 else 0.0,
+                elapsed=elapsed,
+            )
+            self._baseline = total
+            self._baseline_at = now
+            self._baseline_area = self._busy_area
+            self._peak_interval = self._busy
+            for histogram in (self.wait, self.use, self.connect, self.reset):
+                histogram.reset_peak()
+            return interval
+
+    def _sample(self, busy: int, now: float) -> None:
+        # The count since the last sample is taken as the one seen then: a step function
+        # through the samples.
+        self._busy_area += self._busy * max(0.0, now - self._busy_since)
+        self._busy = busy
+        self._busy_since = now
+        if busy > self._peak_interval:
+            self._peak_interval = busy
+            if busy > self._peak_ever:
+                self._peak_ever = busy
