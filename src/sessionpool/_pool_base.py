@@ -158,7 +158,8 @@ class PoolBase:
         tracking, "checkout" listeners), ``_return_hooks`` sends returns through
         `_returning` (retirement, detailed statistics, "checkin" listeners)."""
         listeners = self._listeners
-        self._observing_returns = self._detailed or listeners.any_for("checkin")
+        self._checkin_listened = listeners.any_for("checkin")
+        self._observing_returns = self._detailed or self._checkin_listened
         self._lend_hooks = self._tracking or listeners.any_for("checkout")
         self._return_hooks = self._retiring or self._observing_returns
 
@@ -298,8 +299,8 @@ class PoolBase:
         was retired (the caller is done)."""
         if self._observing_returns:
             held = now - slot.lent_at
-            self._recorder.record_use(held, self._core.busy, now)
-            if self._listeners.any_for("checkin"):
+            self._recorder.returns.append((held, self._core.busy))
+            if self._checkin_listened:
                 self._listeners.emit(PoolEvent("checkin", self.name, slot.connection, held))
         if self._retiring:
             if now >= slot.expires_at:

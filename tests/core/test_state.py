@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from sessionpool._core.counts import CoreCounts, snapshot
 from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from sessionpool._core.records import BUSY, CLOSED, IDLE, Request, Slot
 from sessionpool._core.state import PoolState
-from sessionpool._core.counts import CoreCounts, snapshot
 from sessionpool._core.tags import normalize_tag
 from sessionpool.errors import PoolClosed
 

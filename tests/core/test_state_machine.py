@@ -15,10 +15,10 @@ from hypothesis.stateful import (
     rule,
 )
 
+from sessionpool._core.counts import snapshot
 from sessionpool._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from sessionpool._core.records import BUSY, CHECKING, CLOSED, IDLE, Request, Slot
 from sessionpool._core.state import PoolState
-from sessionpool._core.counts import snapshot
 from sessionpool.errors import PoolClosed
 
 # Repeats weight the draws toward the common case (the pool's own user, waiting).
