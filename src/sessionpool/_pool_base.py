@@ -536,6 +536,10 @@ class PoolBase:
         self._core = _core_for(self._config, lazy=True)
         if old.closed:
             self._core.close(force=True)
+        # The child's figures start again with its core; the recorder's and the listeners'
+        # locks may have been held at the fork by a thread the child does not have.
+        self._recorder = Recorder(monotonic())
+        self._listeners.after_fork()
         self._reset_after_fork()
 
     def _reset_after_fork(self) -> None:

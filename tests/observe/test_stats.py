@@ -181,3 +181,28 @@ def test_histogram_buckets_quantiles_and_differences() -> None:
     assert interval.count == 1 and interval.sum == pytest.approx(100.0)
     assert HistogramSnapshot.empty().quantile(0.5) == 0.0
     assert histogram.snapshot(implied_zeros=4).counts[0] == 4
+
+
+def test_a_forked_child_starts_its_own_figures(url: str) -> None:
+    import os
+
+    pool = sessionpool.create_pool(url, min_size=1, max_size=2)
+    pool.wait(5)
+    for _ in range(5):
+        pool.acquire().release()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its pool opens its own connection and counts from zero
+        try:
+            pool.acquire().release()
+            stats = pool.stats()
+            os.write(write, f"{stats.acquires},{stats.wait_time.count}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == "1,1"
+    assert pool.stats().acquires == 5
+    pool.close()

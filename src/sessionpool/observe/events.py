@@ -91,6 +91,10 @@ class Listeners:
             self._by_kind[kind] = tuple(kept)
         self._on_change()
 
+    def after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held at the fork)."""
+        self._lock = threading.Lock()
+
     def any_for(self, kind: str) -> bool:
         return bool(self._by_kind[kind])
 
