@@ -345,9 +345,13 @@ class AsyncURLConnector(AsyncConnector):
             str(v) for k, v in connect_args.items() if "password" in k.lower() and v
         ]
         self._attempts = failover_plan(url, driver.handles_host_lists, self.arguments)
+        self._per_host_limit: float | None = None
 
     def limit_connects(self, seconds: float) -> None:
-        """As `URLConnector.limit_connects`."""
+        """As `URLConnector.limit_connects`; a multi-host walk also awaits each host within
+        ``seconds`` (aiomysql's connect_timeout bounds only the TCP connect, not the
+        server's greeting)."""
+        self._per_host_limit = seconds
         name = self.driver.connect_timeout_argument
         if name is not None and name not in self._given:
             self.arguments[name] = self.driver.connect_timeout_value(seconds)
@@ -358,12 +362,22 @@ class AsyncURLConnector(AsyncConnector):
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
         if self._attempts is None:
             return await self._open(self.arguments, user, password)
-        return await failover.connect_first_async(
-            self._attempts,
-            lambda attempt: self._open(
-                self.driver.arguments_for_host(self.arguments, attempt), user, password
-            ),
-        )
+        return await failover.connect_first_async(self._attempts, self._host_opener(user, password))
+
+    def _host_opener(
+        self, user: str | None, password: str | None
+    ) -> Callable[[Attempt], Awaitable[Any]]:
+        """Opens one host of the walk, within the per-host limit when the pool set one."""
+        limit = self._per_host_limit
+
+        def open_host(attempt: Attempt) -> Awaitable[Any]:
+            arguments = self.driver.arguments_for_host(self.arguments, attempt)
+            opening = self._open(arguments, user, password)
+            if limit is None:
+                return opening
+            return within(limit, opening, quick_cancel=self.driver.quick_cancel)
+
+        return open_host
 
     async def _open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         try:

@@ -96,8 +96,14 @@ def all_hosts_failed(failures: list[tuple[Attempt, Exception]]) -> AllHostsFaile
         return AllHostsFailed("no host to connect to: the URL names none")
     tried = "; ".join(f"{attempt.label}: {_summary(error)}" for attempt, error in failures)
     count = len({(attempt.host, attempt.port) for attempt, _ in failures})
-    kinds = {attempt.target_session_attrs for attempt, _ in failures} - {None, "any"}
-    wanted = f", and is a {' or '.join(sorted(kinds))} server" if kinds else ""
+    kinds = sorted(
+        {
+            str(attempt.target_session_attrs)
+            for attempt, _ in failures
+            if attempt.target_session_attrs not in (None, "any")
+        }
+    )
+    wanted = f", and is a {' or '.join(kinds)} server" if kinds else ""
     return AllHostsFailed(
         f"could not connect to any of {count} host(s), tried in order: {tried}. Check that "
         f"one of them is up, answers within the pool's connect_timeout{wanted}; the last "

@@ -204,6 +204,25 @@ class PyMySQLDriver(_MySQLDriver):
             },
         )
 
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        """Open one connection, the server's greeting and login bounded as well.
+
+        PyMySQL's connect_timeout covers only the TCP connect; it then reads the greeting
+        with read_timeout, None by default: a server that accepts and never answers (frozen,
+        or its backlog still open) would hold the connect for ever, and a host list would
+        never reach its next host. So the connect runs with read_timeout = connect_timeout,
+        and the connection gets the caller's read_timeout back (PyMySQL applies it at the
+        next read)."""
+        assert self.module is not None
+        arguments = with_credentials(arguments, user, password, self._password_argument)
+        read_timeout = arguments.get("read_timeout")
+        limit = arguments.get("connect_timeout")
+        if limit is None or (read_timeout is not None and read_timeout <= limit):
+            return self.module.connect(**arguments)
+        connection = self.module.connect(**{**arguments, "read_timeout": limit})
+        connection._read_timeout = read_timeout
+        return connection
+
     def opened(self, connection: Any) -> None:
         if self._fresh_autocommit is None:
             # As opened: a borrower's conn.autocommit(True) rewrites autocommit_mode.
