@@ -19,6 +19,8 @@ from tests.faults.pgcluster import ThrowawayPostgres, free_port
 SYNC_KINDS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymysql"}
 SYNC_KINDS["mysqlclient"] = "mysqldb"
 ASYNC_KINDS = {"asyncpg": "asyncpg", "psycopg-async": "psycopg", "aiomysql": "aiomysql"}
+#: PyMySQL under an AsyncPool: its connects (and the host walk) on the pool's threads.
+ASYNC_KINDS["pymysql-async"] = "pymysql"
 #: Most seconds the test waits for a connection (a bound on the test, not a claim on speed).
 ACQUIRE_BOUND = 60.0
 
@@ -101,6 +103,10 @@ class PoolHandle:
         async with self.pool.acquire() as conn:
             if self.kind == "asyncpg":
                 return await conn.fetchval(_PORT_QUERY[self.kind])
+            if self.kind == "pymysql-async":  # a blocking connection: one quick query
+                cursor = conn.cursor()
+                cursor.execute(_PORT_QUERY[self.kind])
+                return cursor.fetchone()[0]
             if self.kind == "aiomysql":
                 async with conn.cursor() as cursor:
                     await cursor.execute(_PORT_QUERY[self.kind])
@@ -128,6 +134,7 @@ _PORT_QUERY = {
     "pymysql": _MY_PORT,
     "mysqlclient": _MY_PORT,
     "aiomysql": _MY_PORT,
+    "pymysql-async": _MY_PORT,
 }
 
 

@@ -658,6 +658,10 @@ class AsyncPool(PoolBase):
         connection closed, never leaked."""
         attempts = self._connector.connect_attempts()
         limit = self._config.connect_timeout * attempts
+        if attempts > 1:
+            # Each host has its own limit; a second's grace lets a walk whose last host
+            # timed out raise its own error, which names every host, instead of this one.
+            limit += 1.0
         task = asyncio.ensure_future(self._connector.connect(user, password))
         try:
             done, _ = await asyncio.wait((task,), timeout=limit)
