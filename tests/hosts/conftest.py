@@ -16,11 +16,19 @@ from tests.faults.pgcluster import ThrowawayPostgres, free_port
 
 #: The pools under test: threaded pools over psycopg and psycopg2, asyncio pools over asyncpg
 #: and psycopg's AsyncConnection; the MySQL file adds its own.
-SYNC_KINDS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymysql"}
-SYNC_KINDS["mysqlclient"] = "mysqldb"
-ASYNC_KINDS = {"asyncpg": "asyncpg", "psycopg-async": "psycopg", "aiomysql": "aiomysql"}
-#: PyMySQL under an AsyncPool: its connects (and the host walk) on the pool's threads.
-ASYNC_KINDS["pymysql-async"] = "pymysql"
+SYNC_KINDS = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "pymysql": "pymysql",
+    "mysqlclient": "mysqldb",
+}
+ASYNC_KINDS = {
+    "asyncpg": "asyncpg",
+    "psycopg-async": "psycopg",
+    "aiomysql": "aiomysql",
+    # PyMySQL under an AsyncPool: its connects (and the host walk) on the pool's threads
+    "pymysql-async": "pymysql",
+}
 #: Most seconds the test waits for a connection (a bound on the test, not a claim on speed).
 ACQUIRE_BOUND = 60.0
 
