@@ -145,11 +145,15 @@ def test_unix_socket_as_percent_encoded_host() -> None:
     assert (url.host, url.port) == ("/var/run/postgresql", 5433)
 
 
-def test_unix_socket_in_the_query_stays_in_the_query() -> None:
+def test_unix_socket_in_the_query_becomes_the_host() -> None:
+    # libpq's ?host= form: the query's host moves into URL.host/hosts, so one attribute
+    # names the host whichever form the URL used (multi-host URLs rely on it).
     url = parse_url("postgresql:///test?host=/var/run/postgresql")
-    assert url.host is None
+    assert url.host == "/var/run/postgresql"
+    assert url.hosts == (("/var/run/postgresql", None),)
     assert url.database == "test"
-    assert dict(url.query) == {"host": "/var/run/postgresql"}
+    assert dict(url.query) == {}
+    assert parse_url(url.render()) == url
 
 
 # -- query -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ._sync.pool import Pool
 from .config import PoolConfig
 from .drivers.base import Connector, CreatorConnector, Driver
 from .errors import (
+    AllHostsFailed,
     ConfigError,
     ConnectionDead,
     DriverNotInstalled,
@@ -36,6 +37,7 @@ from .url import URL, parse_url
 
 __all__ = [
     "URL",
+    "AllHostsFailed",
     "AsyncLease",
     "AsyncPool",
     "AsyncScopedSession",

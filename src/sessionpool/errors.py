@@ -7,6 +7,7 @@ carry credentials.
 from __future__ import annotations
 
 __all__ = [
+    "AllHostsFailed",
     "ConfigError",
     "ConnectionDead",
     "DriverNotInstalled",
@@ -38,6 +39,16 @@ class DriverNotInstalled(ConfigError, ImportError):
 
 class ConnectionDead(Error):
     """A connection failed its liveness check or did not answer within the pool's limit."""
+
+
+class AllHostsFailed(Error):
+    """No host of a multi-host URL accepted a connection (where the pool, not the driver,
+    tries them in turn). The message names every host tried with its error; the last
+    driver error is the ``__cause__``; ``hosts`` lists the ``host:port`` labels tried."""
+
+    def __init__(self, message: str, hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.hosts = hosts
 
 
 class PoolClosed(Error):
@@ -86,6 +97,7 @@ class TransactionLost(Error):
 
 for _cls in (
     Error,
+    AllHostsFailed,
     ConfigError,
     DriverNotInstalled,
     ConnectionDead,

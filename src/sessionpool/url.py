@@ -1,4 +1,5 @@
-"""URL: parsing and rendering of ``dialect[+driver]://user:password@host:port/database?k=v``.
+"""URL: parsing and rendering of ``dialect[+driver]://user:password@host:port/database?k=v``
+(one host, or several: ``host1:port1,host2:port2``).
 
 Pure string handling: no driver import, no I/O. The password is kept out of every repr, str
 and message built here; `scrub_secrets` removes it from text that came from elsewhere.
@@ -31,6 +32,11 @@ class URL:
 
     ``host`` may be a unix-socket directory or path (it then starts with ``/``); ``query``
     holds what followed ``?``, percent-decoded, as strings.
+
+    ``hosts`` lists every ``(host, port)`` of a multi-host URL, in order; ``host`` and
+    ``port`` are always its first entry (so code that knows one host keeps working). With one
+    host, ``host``/``port`` are what counts and ``hosts`` follows them; to change the hosts of
+    a URL use `with_hosts`.
     """
 
     dialect: str
@@ -41,9 +47,26 @@ class URL:
     port: int | None = None
     database: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
+    hosts: tuple[tuple[str | None, int | None], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "query", MappingProxyType(dict(self.query)))
+        hosts = tuple((host, port) for host, port in self.hosts)
+        first = (self.host, self.port)
+        if len(hosts) > 1 or (hosts and first == (None, None)):
+            if first != (None, None) and first != hosts[0]:
+                raise ConfigError(
+                    f"URL host/port {first} must be the first entry of hosts {hosts}; "
+                    "change the hosts with URL.with_hosts()"
+                )
+            _check_host_list(hosts)
+            object.__setattr__(self, "host", hosts[0][0])
+            object.__setattr__(self, "port", hosts[0][1])
+        else:
+            # One host (or none): host/port are authoritative, so dataclasses.replace(url,
+            # host=...) keeps working as it did before host lists existed.
+            hosts = () if first == (None, None) else (first,)
+        object.__setattr__(self, "hosts", hosts)
 
     @property
     def drivername(self) -> str:
@@ -58,10 +81,7 @@ class URL:
             if self.password is not None:
                 text += ":" + (MASK if hide_secrets else quote(self.password, safe=""))
             text += "@"
-        if self.host is not None:
-            text += f"[{self.host}]" if ":" in self.host else quote(self.host, safe="")
-        if self.port is not None:
-            text += f":{self.port}"
+        text += ",".join(_render_host(host, port) for host, port in self.hosts)
         if self.database is not None:
             text += "/" + quote(self.database, safe="/:")
         if self.query:
@@ -74,6 +94,16 @@ class URL:
                 pairs.append(f"{quote(key, safe='')}={shown}")
             text += "?" + "&".join(pairs)
         return text
+
+    def with_hosts(self, hosts: Iterable[tuple[str | None, int | None]]) -> URL:
+        """A copy naming these ``(host, port)`` pairs, in this order.
+
+        Raises:
+            ConfigError: a host of a list of several is empty.
+        """
+        listed = tuple(hosts)
+        first = listed[0] if listed else (None, None)
+        return replace(self, host=first[0], port=first[1], hosts=listed)
 
     def without_query(self, names: Iterable[str]) -> URL:
         """A copy without these query keys."""
@@ -103,9 +133,12 @@ def parse_url(text: str | URL) -> URL:
     Accepted forms: ``dialect[+driver]://[user[:password]@][host][:port][/database][?k=v&...]``
     with percent-encoding anywhere, IPv6 hosts in brackets (``[::1]:5432``), a unix socket as
     a percent-encoded path in the host (``%2Fvar%2Frun%2Fpostgresql``) or in the query
-    (``?host=/var/run/postgresql``, ``?unix_socket=...``). For SQLite the path follows the
-    third slash: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, and ``sqlite://`` or
-    ``sqlite:///:memory:`` for an in-memory database.
+    (``?host=/var/run/postgresql``, ``?unix_socket=...``). Several hosts, tried in order:
+    ``h1:5432,h2:5433`` before the path, or libpq's ``?host=h1,h2&port=5432,5433`` (one port
+    for all hosts, or one per host); query ``host`` and ``port`` move into `URL.hosts`. For
+    SQLite the path follows the third slash: ``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``, and ``sqlite://`` or ``sqlite:///:memory:`` for an in-memory
+    database.
 
     Raises:
         ConfigError: the text is not such a URL (the message never shows the password).
@@ -140,9 +173,79 @@ def parse_url(text: str | URL) -> URL:
         user_text, colon, password_text = userinfo.partition(":")
         username = unquote(user_text) or None
         password = unquote(password_text) if colon else None
-    host, port = _parse_host_port(hostport, text)
+    hosts = _parse_hosts(hostport, query, text)
     database = unquote(path) if path else None
-    return URL(dialect, driver or None, username, password, host, port, database, query)
+    return URL(
+        dialect, driver or None, username, password, database=database, query=query, hosts=hosts
+    )
+
+
+def _parse_hosts(
+    hostport: str, query: dict[str, str], text: str
+) -> tuple[tuple[str | None, int | None], ...]:
+    """Every (host, port) of the URL: from the authority (``h1:p1,h2:p2``) or libpq's query
+    form (``?host=h1,h2&port=p1,p2``, whose keys are taken out of ``query``)."""
+    hosts = [_parse_host_port(item, text) for item in hostport.split(",")] if hostport else []
+    if len(hosts) > 1:
+        for index, (host, _) in enumerate(hosts, 1):
+            if host is None:
+                raise ConfigError(
+                    f"url {_masked_raw(text)!r}: host {index} of {len(hosts)} in the host list "
+                    "is empty; write 'host1:port1,host2:port2'"
+                )
+    if "host" in query:
+        if hosts and any(host is not None for host, _ in hosts):
+            raise ConfigError(
+                f"url {_masked_raw(text)!r}: the host is given both before the path and as "
+                "?host=; give it once"
+            )
+        ports = [port for _, port in hosts]
+        hosts = [(unquote(item) or None, None) for item in query.pop("host").split(",")]
+        if len(hosts) > 1 and any(host is None for host, _ in hosts):
+            raise ConfigError(
+                f"url {_masked_raw(text)!r}: ?host= lists an empty host; write '?host=host1,host2'"
+            )
+        if any(port is not None for port in ports):
+            # 'postgresql://:5433/db?host=/tmp': the authority's port goes with the query host
+            hosts = _with_ports(hosts, ports, text)
+    if "port" in query:
+        if any(port is not None for _, port in hosts):
+            raise ConfigError(
+                f"url {_masked_raw(text)!r}: the port is given both in the host list and as "
+                "?port=; give it once"
+            )
+        port_texts = query.pop("port").split(",")
+        ports = [_parse_port(item, text) if item else None for item in port_texts]
+        hosts = _with_ports(hosts or [(None, None)], ports, text)
+    return tuple(hosts)
+
+
+def _with_ports(
+    hosts: list[tuple[str | None, int | None]], ports: list[int | None], text: str
+) -> list[tuple[str | None, int | None]]:
+    """Hosts with these ports: one port for all of them, or one per host (libpq's rule)."""
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    if len(ports) != len(hosts):
+        raise ConfigError(
+            f"url {_masked_raw(text)!r}: {len(hosts)} host(s) but {len(ports)} ports; give "
+            "one port for every host, or a single port for all"
+        )
+    return [(host, port) for (host, _), port in zip(hosts, ports, strict=True)]
+
+
+def _check_host_list(hosts: tuple[tuple[str | None, int | None], ...]) -> None:
+    """Raise `ConfigError` when a list of several hosts has an empty one."""
+    if len(hosts) < 2:
+        return
+    for index, (host, _) in enumerate(hosts, 1):
+        if not host:
+            raise ConfigError(f"hosts: host {index} of {len(hosts)} is empty")
+
+
+def _render_host(host: str | None, port: int | None) -> str:
+    text = "" if host is None else f"[{host}]" if ":" in host else quote(host, safe="")
+    return text if port is None else f"{text}:{port}"
 
 
 def _parse_host_port(hostport: str, text: str) -> tuple[str | None, int | None]:
@@ -159,11 +262,15 @@ def _parse_host_port(hostport: str, text: str) -> tuple[str | None, int | None]:
         host = unquote(host_text) or None
     if not port_text:
         return host, None
+    return host, _parse_port(port_text, text)
+
+
+def _parse_port(port_text: str, text: str) -> int:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(
             f"url {_masked_raw(text)!r}: port must be a number from 1 to 65535 (got {port_text!r})"
         )
-    return host, int(port_text)
+    return int(port_text)
 
 
 def _parse_query(query_text: str, text: str) -> dict[str, str]:

@@ -672,9 +672,15 @@ class AsyncPool(PoolBase):
         self._notify_watchers()
 
     async def _connect_within(self, user: str | None, password: str | None) -> Any:
-        """Open a connection within ``connect_timeout``. A connect abandoned (time limit,
-        cancellation) that completes anyway has its connection closed, never leaked."""
-        limit = self._config.connect_timeout
+        """Open a connection within ``connect_timeout`` (per host a multi-host URL may try).
+        A connect abandoned (time limit, cancellation) that completes anyway has its
+        connection closed, never leaked."""
+        attempts = self._connector.connect_attempts()
+        limit = self._config.connect_timeout * attempts
+        if attempts > 1:
+            # Each host has its own limit; a second's grace lets a walk whose last host
+            # timed out raise its own error, which names every host, instead of this one.
+            limit += 1.0
         task = asyncio.ensure_future(self._connector.connect(user, password))
         try:
             done, _ = await asyncio.wait((task,), timeout=limit)
@@ -683,7 +689,11 @@ class AsyncPool(PoolBase):
             raise
         if not done:
             self._abandon_connect(task)
-            raise ConnectionDead(f"no connection within connect_timeout ({limit} s)")
+            per_host = f" per host, {attempts} hosts" if attempts > 1 else ""
+            raise ConnectionDead(
+                f"no connection within {limit} s (connect_timeout "
+                f"{self._config.connect_timeout} s{per_host})"
+            )
         return task.result()
 
     def _abandon_connect(self, task: asyncio.Future[Any]) -> None:

@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL
-from .base import Connector, Driver, scrub_error
+from . import failover
+from .base import Connector, Driver, count_attempts, failover_plan, point_at_host, scrub_error
+from .failover import Attempt
 
 __all__ = [
     "AsyncConnector",
@@ -253,6 +255,12 @@ class AsyncURLDriver(AsyncDriver):
     #: The connect argument that bounds opening a connection, if the driver has one (the
     #: pool also awaits each connect under its own time limit).
     connect_timeout_argument: str | None = None
+    #: As `URLDriver.handles_host_lists`.
+    handles_host_lists = False
+
+    def arguments_for_host(self, arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        """``arguments`` aimed at one host of a multi-host URL (a copy)."""
+        return point_at_host(arguments, attempt)
 
     def connect_timeout_value(self, seconds: float) -> Any:
         return seconds
@@ -283,6 +291,11 @@ class AsyncConnector:
 
     def limit_connects(self, seconds: float) -> None:
         """Bound each connect to ``seconds`` where the driver can (the pool bounds it too)."""
+
+    def connect_attempts(self) -> int:
+        """As `Connector.connect_attempts`: the pool bounds a connect by ``connect_timeout``
+        times this."""
+        return 1
 
     def describe(self) -> str:
         return type(self).__name__
@@ -331,16 +344,44 @@ class AsyncURLConnector(AsyncConnector):
         self._secrets = url.secrets() + [
             str(v) for k, v in connect_args.items() if "password" in k.lower() and v
         ]
+        self._attempts = failover_plan(url, driver.handles_host_lists, self.arguments)
+        self._per_host_limit: float | None = None
 
     def limit_connects(self, seconds: float) -> None:
-        """As `URLConnector.limit_connects`."""
+        """As `URLConnector.limit_connects`; a multi-host walk also awaits each host within
+        ``seconds`` (aiomysql's connect_timeout bounds only the TCP connect, not the
+        server's greeting)."""
+        self._per_host_limit = seconds
         name = self.driver.connect_timeout_argument
         if name is not None and name not in self._given:
             self.arguments[name] = self.driver.connect_timeout_value(seconds)
 
+    def connect_attempts(self) -> int:
+        return count_attempts(self.url, self.arguments)
+
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        if self._attempts is None:
+            return await self._open(self.arguments, user, password)
+        return await failover.connect_first_async(self._attempts, self._host_opener(user, password))
+
+    def _host_opener(
+        self, user: str | None, password: str | None
+    ) -> Callable[[Attempt], Awaitable[Any]]:
+        """Opens one host of the walk, within the per-host limit when the pool set one."""
+        limit = self._per_host_limit
+
+        def open_host(attempt: Attempt) -> Awaitable[Any]:
+            arguments = self.driver.arguments_for_host(self.arguments, attempt)
+            opening = self._open(arguments, user, password)
+            if limit is None:
+                return opening
+            return within(limit, opening, quick_cancel=self.driver.quick_cancel)
+
+        return open_host
+
+    async def _open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         try:
-            return await self.driver.open(self.arguments, user, password)
+            return await self.driver.open(arguments, user, password)
         except Exception as exc:
             scrub_error(exc, self._secrets + ([password] if password else []))
             raise
@@ -506,6 +547,9 @@ class ExecutorConnector(AsyncConnector):
 
     def limit_connects(self, seconds: float) -> None:
         self.sync.limit_connects(seconds)
+
+    def connect_attempts(self) -> int:
+        return self.sync.connect_attempts()
 
     def _close_if_connected(self, opening: asyncio.Future[Any]) -> None:
         if not opening.cancelled() and opening.exception() is None:

@@ -13,7 +13,14 @@ from ..errors import ConnectionDead
 from ..url import URL
 from .async_base import AsyncURLDriver, within
 from .base import convert_arguments, isolation_name, with_credentials
-from .mysql import connect_kinds, is_mysql_disconnect, mysql_url_values
+from .failover import Attempt
+from .mysql import (
+    connect_kinds,
+    is_mysql_disconnect,
+    mysql_arguments_for_host,
+    mysql_url_values,
+    refuse_target_session_attrs,
+)
 
 __all__ = ["AiomysqlDriver"]
 
@@ -40,6 +47,7 @@ class AiomysqlDriver(AsyncURLDriver):
         values = mysql_url_values(url, "db", "password")
         values.update(url.query)
         values.update(connect_args)
+        refuse_target_session_attrs(values)
         if "database" in values:  # accept the PyMySQL spelling too
             values["db"] = values.pop("database")
         kinds = connect_kinds(
@@ -55,6 +63,9 @@ class AiomysqlDriver(AsyncURLDriver):
             },
         )
         return convert_arguments(values, kinds, self.name)
+
+    def arguments_for_host(self, arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        return mysql_arguments_for_host(arguments, attempt)
 
     async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None

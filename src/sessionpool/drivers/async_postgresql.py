@@ -35,7 +35,14 @@ _ASYNCPG_RESET = (
 
 
 class AsyncpgDriver(AsyncURLDriver):
-    """asyncpg (``postgresql+asyncpg://``)."""
+    """asyncpg (``postgresql+asyncpg://``).
+
+    asyncpg takes a host list itself, but its ``timeout`` is one budget for all the hosts
+    (0.32 wraps the whole walk in it), so a first host that hangs would use up the time of
+    the others. The connector walks a multi-host URL instead, one host per asyncpg connect,
+    each within connect_timeout; asyncpg still checks ``target_session_attrs`` on each
+    (``prefer-standby`` becomes two passes, see `failover.plan`).
+    """
 
     name = "asyncpg"
     extra = "asyncpg"
@@ -240,6 +247,9 @@ class AsyncPsycopgDriver(AsyncURLDriver):
     extra = "postgresql"
     full_reset_in_place = True
     connect_timeout_argument = "connect_timeout"
+    # psycopg splits libpq's host=a,b into one attempt per host (each within
+    # connect_timeout, target_session_attrs checked by libpq on each).
+    handles_host_lists = True
 
     def connect_timeout_value(self, seconds: float) -> Any:
         return libpq_connect_timeout(seconds)

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL, scrub_secrets
-from . import watchdog
+from . import failover, watchdog
+from .failover import Attempt
 
 T = TypeVar("T")
 
@@ -227,6 +228,11 @@ class Connector:
     def limit_connects(self, seconds: float) -> None:
         """Bound each connect to ``seconds`` where the connector can (see `URLConnector`)."""
 
+    def connect_attempts(self) -> int:
+        """How many connect time limits one `connect` may take in a row: the number of hosts
+        it may try (an `AsyncPool` bounds a connect by ``connect_timeout`` times this)."""
+        return 1
+
     def dispose(self) -> None:
         """Release what the connector itself holds; the pool calls it when it closes."""
 
@@ -334,6 +340,13 @@ class URLDriver(Driver):
 
     #: The connect argument that bounds opening a connection, if the driver has one.
     connect_timeout_argument: str | None = None
+    #: Whether the driver walks a URL's host list itself (libpq); if not, the connector
+    #: tries the hosts in turn (`failover`), pointing the arguments at one host each time.
+    handles_host_lists = False
+
+    def arguments_for_host(self, arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        """``arguments`` aimed at one host of a multi-host URL (a copy)."""
+        return point_at_host(arguments, attempt)
 
     def connect_timeout_value(self, seconds: float) -> Any:
         """``seconds`` as the driver wants it in ``connect_timeout_argument``."""
@@ -366,6 +379,7 @@ class URLConnector(Connector):
             for name, value in connect_args.items()
             if "password" in name.lower() and value
         ]
+        self._attempts = failover_plan(url, driver.handles_host_lists, self.arguments)
 
     def limit_connects(self, seconds: float) -> None:
         """Make the driver give up a connect after ``seconds``, unless the URL or
@@ -374,9 +388,22 @@ class URLConnector(Connector):
         if name is not None and name not in self._given:
             self.arguments[name] = self.driver.connect_timeout_value(seconds)
 
+    def connect_attempts(self) -> int:
+        return count_attempts(self.url, self.arguments)
+
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        if self._attempts is None:
+            return self._open(self.arguments, user, password)
+        return failover.connect_first(
+            self._attempts,
+            lambda attempt: self._open(
+                self.driver.arguments_for_host(self.arguments, attempt), user, password
+            ),
+        )
+
+    def _open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         try:
-            return self.driver.open(self.arguments, user, password)
+            return self.driver.open(arguments, user, password)
         except Exception as exc:
             # Some drivers echo what they were given; never let a password through.
             scrub_error(exc, self._secrets + ([password] if password else []))
@@ -387,6 +414,36 @@ class URLConnector(Connector):
 
     def describe(self) -> str:
         return self.url.without_query(self.url.query).render()
+
+
+def point_at_host(arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+    """A copy of ``arguments`` with ``host``/``port`` (and ``target_session_attrs`` when the
+    attempt requires one) set for this attempt; a missing port falls back to the driver's."""
+    aimed = dict(arguments)
+    for name, value in (("host", attempt.host), ("port", attempt.port)):
+        if value is None:
+            aimed.pop(name, None)
+        else:
+            aimed[name] = value
+    if attempt.target_session_attrs is not None:
+        aimed["target_session_attrs"] = attempt.target_session_attrs
+    return aimed
+
+
+def failover_plan(
+    url: URL, handles_host_lists: bool, arguments: dict[str, Any]
+) -> list[Attempt] | None:
+    """The hosts the connector must try itself, or None (one host, or the driver walks the
+    list)."""
+    if handles_host_lists or len(url.hosts) < 2:
+        return None
+    return failover.plan(url.hosts, arguments.get("target_session_attrs"))
+
+
+def count_attempts(url: URL, arguments: dict[str, Any]) -> int:
+    """How many per-host connect limits a connect to ``url`` may use (see `connect_attempts`);
+    the same whether the driver or the connector walks the hosts."""
+    return max(1, len(failover.plan(url.hosts, arguments.get("target_session_attrs"))))
 
 
 def scrub_error(error: BaseException, secrets: list[str]) -> None:

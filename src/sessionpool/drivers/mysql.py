@@ -13,16 +13,26 @@ import math
 from types import ModuleType
 from typing import Any
 
-from ..errors import ConnectionDead
+from ..errors import ConfigError, ConnectionDead
 from ..url import URL
-from .base import ArgumentKind, URLDriver, convert_arguments, isolation_name, with_credentials
+from .base import (
+    ArgumentKind,
+    URLDriver,
+    convert_arguments,
+    isolation_name,
+    point_at_host,
+    with_credentials,
+)
+from .failover import Attempt
 
 __all__ = [
     "MySQLdbDriver",
     "PyMySQLDriver",
     "connect_kinds",
     "is_mysql_disconnect",
+    "mysql_arguments_for_host",
     "mysql_url_values",
+    "refuse_target_session_attrs",
 ]
 
 # Error codes after which the session is gone. Client side (20xx): can't connect (2002,
@@ -84,6 +94,27 @@ def mysql_url_values(url: URL, database_key: str, password_key: str) -> dict[str
     return values
 
 
+def refuse_target_session_attrs(values: dict[str, Any]) -> None:
+    """Raise `ConfigError` when a MySQL URL asks for ``target_session_attrs``."""
+    if "target_session_attrs" in values:
+        raise ConfigError(
+            "target_session_attrs is a PostgreSQL (libpq) setting; MySQL and MariaDB have "
+            "no read-write/standby check on connect: remove it, and list only the hosts that "
+            "may serve this pool (they are tried in order)"
+        )
+
+
+def mysql_arguments_for_host(arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+    """``arguments`` aimed at one host: a path is a unix socket, anything else a TCP host."""
+    aimed = point_at_host(arguments, attempt)
+    if attempt.host is not None and attempt.host.startswith("/"):
+        aimed.pop("host", None)
+        aimed["unix_socket"] = attempt.host
+    else:
+        aimed.pop("unix_socket", None)
+    return aimed
+
+
 class _MySQLDriver(URLDriver):
     """What PyMySQL and mysqlclient share."""
 
@@ -101,7 +132,11 @@ class _MySQLDriver(URLDriver):
         values = mysql_url_values(url, "database", self._password_argument)
         values.update(url.query)
         values.update(connect_args)
+        refuse_target_session_attrs(values)
         return convert_arguments(values, self._kinds(), self.name)
+
+    def arguments_for_host(self, arguments: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        return mysql_arguments_for_host(arguments, attempt)
 
     def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
@@ -168,6 +203,25 @@ class PyMySQLDriver(_MySQLDriver):
                 "defer_connect": bool,
             },
         )
+
+    def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
+        """Open one connection, the server's greeting and login bounded as well.
+
+        PyMySQL's connect_timeout covers only the TCP connect; it then reads the greeting
+        with read_timeout, None by default: a server that accepts and never answers (frozen,
+        or its backlog still open) would hold the connect for ever, and a host list would
+        never reach its next host. So the connect runs with read_timeout = connect_timeout,
+        and the connection gets the caller's read_timeout back (PyMySQL applies it at the
+        next read)."""
+        assert self.module is not None
+        arguments = with_credentials(arguments, user, password, self._password_argument)
+        read_timeout = arguments.get("read_timeout")
+        limit = arguments.get("connect_timeout")
+        if limit is None or (read_timeout is not None and read_timeout <= limit):
+            return self.module.connect(**arguments)
+        connection = self.module.connect(**{**arguments, "read_timeout": limit})
+        connection._read_timeout = read_timeout
+        return connection
 
     def opened(self, connection: Any) -> None:
         if self._fresh_autocommit is None:

@@ -23,7 +23,13 @@ from .base import (
     with_credentials,
 )
 
-__all__ = ["Psycopg2Driver", "PsycopgDriver", "is_postgresql_disconnect", "libpq_arguments"]
+__all__ = [
+    "Psycopg2Driver",
+    "PsycopgDriver",
+    "is_postgresql_disconnect",
+    "libpq_arguments",
+    "libpq_host_values",
+]
 
 # libpq connection keywords (PostgreSQL 15-17); strings, parsed by libpq itself.
 _LIBPQ_KEYWORDS = [
@@ -107,11 +113,7 @@ def libpq_arguments(
 ) -> dict[str, Any]:
     """libpq connect keywords for ``url`` (psycopg, psycopg2, psycopg's AsyncConnection),
     checked by name; ``extra_kinds`` are the driver's own arguments beside libpq's."""
-    values: dict[str, Any] = {}
-    if url.host is not None:
-        values["host"] = url.host  # a path here is libpq's unix-socket directory
-    if url.port is not None:
-        values["port"] = str(url.port)
+    values: dict[str, Any] = libpq_host_values(url)
     if url.database is not None:
         values["dbname"] = url.database
     if url.username is not None:
@@ -124,6 +126,19 @@ def libpq_arguments(
     kinds: dict[str, ArgumentKind | None] = dict.fromkeys(_LIBPQ_KEYWORDS, None)
     kinds.update(extra_kinds)
     return convert_arguments(values, kinds, driver_name)
+
+
+def libpq_host_values(url: URL) -> dict[str, str]:
+    """libpq's ``host`` and ``port`` for the URL's hosts: ``host=a,b port=5432,5433``, the
+    form in which libpq tries each host in turn (``connect_timeout`` applying to each) and
+    checks ``target_session_attrs`` on each. A path is a unix-socket directory; an empty
+    port in the list is libpq's default port."""
+    values: dict[str, str] = {}
+    if any(host is not None for host, _ in url.hosts):
+        values["host"] = ",".join(host or "" for host, _ in url.hosts)
+    if any(port is not None for _, port in url.hosts):
+        values["port"] = ",".join("" if port is None else str(port) for _, port in url.hosts)
+    return values
 
 
 def libpq_connect_timeout(seconds: float) -> str:
@@ -149,6 +164,7 @@ class _PostgreSQLDriver(URLDriver):
 
     full_reset_in_place = True
     connect_timeout_argument = "connect_timeout"
+    handles_host_lists = True  # libpq's own host=a,b
 
     def connect_timeout_value(self, seconds: float) -> Any:
         return libpq_connect_timeout(seconds)
