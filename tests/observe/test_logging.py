@@ -80,3 +80,11 @@ def test_default_names_are_host_port_database_and_unique() -> None:
     mysql = sessionpool.create_pool("mysql://root@localhost/test", min_size=0, lazy=True)
     assert mysql.name == "localhost:3306/test"
     mysql.close()
+
+
+def test_a_pool_of_several_hosts_is_named_after_all_of_them() -> None:
+    pool = sessionpool.create_pool(
+        f"postgresql://postgres:{SECRET}@db1:5432,db2/app", min_size=0, lazy=True
+    )
+    assert pool.name == "db1:5432,db2:5432/app"
+    pool.close()

@@ -22,11 +22,14 @@ def default_name(url: Any) -> str | None:
     dialect = getattr(url, "dialect", None)
     if dialect == "sqlite":
         return f"sqlite:{url.database or ':memory:'}"
-    host = url.host or "localhost"
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address
-    port = url.port or _DEFAULT_PORTS.get(dialect or "", "")
-    return f"{host}:{port}/{url.database or ''}"
+    default_port = _DEFAULT_PORTS.get(dialect or "", "")
+    addresses = []
+    for host, port in getattr(url, "hosts", None) or ((url.host, url.port),):
+        host = host or "localhost"
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 address
+        addresses.append(f"{host}:{port or default_port}")
+    return f"{','.join(addresses)}/{url.database or ''}"
 
 
 def unique_name(wanted: str, owner: object) -> str:
