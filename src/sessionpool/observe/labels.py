@@ -13,9 +13,10 @@ from ..url import MASK, scrub_secrets
 
 __all__ = ["pool_label"]
 
-# A password in userinfo ("scheme://user:pw@host", "user:pw@host"); up to the last "@", as
-# a password may hold "/" or "@".
-_USERINFO = re.compile(r"(^|://)([^/@\s:]*):[^\s]*@")
+# A password in userinfo, after a scheme ("scheme://user:pw@host") or, with no scheme, at the
+# start ("user:pw@host"); up to the last "@", as a password may hold "/" or "@".
+_URL_USERINFO = re.compile(r"(://[^/@\s:]*):[^\s]*@")
+_BARE_USERINFO = re.compile(r"^([^/@\s:]*):[^\s]*@")
 # key=value secrets in a query string or a libpq/ODBC connection string.
 _SECRET_PAIR = re.compile(
     r"((?:^|[?&;\s])(?:password|passwd|pwd|sslpassword|wallet_password|token)\s*=\s*)[^&;\s]*",
@@ -30,5 +31,6 @@ def pool_label(pool: Any) -> str:
     url = getattr(getattr(pool, "_connector", None), "url", None)
     if url is not None:
         name = scrub_secrets(name, url.secrets())
-    name = _USERINFO.sub(lambda match: f"{match.group(1)}{match.group(2)}:{MASK}@", name)
+    userinfo = _URL_USERINFO if "://" in name else _BARE_USERINFO
+    name = userinfo.sub(lambda match: f"{match.group(1)}:{MASK}@", name)
     return _SECRET_PAIR.sub(lambda match: f"{match.group(1)}{MASK}", name)
