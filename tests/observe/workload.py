@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sessionpool
-from tests.fakes.polling import eventually
+from tests.fakes.polling import PATIENCE, eventually
 
 __all__ = ["Tally", "drive_async", "drive_threads", "force_wait_and_timeout"]
 
@@ -100,7 +100,9 @@ async def drive_async(
     held = [await pool.acquire(timeout=30.0) for _ in range(pool.max_size)]
     tally.add(acquired=len(held))
     waiter = asyncio.ensure_future(pool.acquire(timeout=30.0))
+    deadline = time.monotonic() + PATIENCE
     while pool.waiting == 0:
+        assert time.monotonic() < deadline, "the waiter never queued"
         await asyncio.sleep(0.001)
     try:
         await pool.acquire(timeout=0.05)
