@@ -14,8 +14,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+try:
+    from opentelemetry import metrics
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        Histogram,
+        Meter,
+        MeterProvider,
+        Observation,
+    )
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "sessionpool.observe.otel needs opentelemetry-api: pip install 'sessionpool[otel]'"
+    ) from exc
 
 from ..errors import ConfigError, UsageError
 from .events import PoolEvent
@@ -23,7 +34,7 @@ from .histogram import BOUNDS
 from .labels import pool_label
 from .stats import PoolStats
 
-__all__ = ["STABILITY_MODES", "Instrumentation", "instrument"]
+__all__ = ["STABILITY_MODES", "Instrumentation", "instrument", "stability_from_environment"]
 
 #: "database": the semantic-convention names of v1.26 and later, times in seconds.
 #: "database/dup": those and the names up to v1.25 (db.client.connections.*, times in ms).

@@ -13,15 +13,21 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import (
-    REGISTRY,
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import start_http_server
-from prometheus_client.registry import CollectorRegistry
+try:
+    from prometheus_client.core import (
+        REGISTRY,
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+    from prometheus_client.exposition import start_http_server
+    from prometheus_client.registry import CollectorRegistry
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "sessionpool.observe.prometheus needs prometheus-client: "
+        "pip install 'sessionpool[prometheus]'"
+    ) from exc
 
 from ..errors import ConfigError, UsageError
 from .labels import pool_label
