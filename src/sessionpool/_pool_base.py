@@ -19,7 +19,7 @@ from time import monotonic
 from typing import Any, NamedTuple
 
 from . import _fork
-from ._core.counts import snapshot
+from ._core.counts import CoreCounts, snapshot
 from ._core.effects import Effect
 from ._core.records import CLOSED
 from ._core.state import PoolState
@@ -223,9 +223,12 @@ class PoolBase:
                 totals are not changed by it: other readers still see them.
         """
         now = monotonic()
+        return self._recorder.stats(self._counts(), now, self._observing_returns, reset)
+
+    def _counts(self) -> CoreCounts:
+        """The core's counts, read consistently (each shell knows how)."""
         with self._guard():
-            counts = snapshot(self._core)
-        return self._recorder.stats(counts, now, self._observing_returns, reset)
+            return snapshot(self._core)
 
     # -- events ----------------------------------------------------------------------------
 

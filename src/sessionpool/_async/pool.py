@@ -27,6 +27,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Any
 
+from .._core.counts import CoreCounts, snapshot
 from .._core.effects import CloseConnection, Effect, OpenConnections, RetryOpens, Wake
 from .._core.records import BUSY, CLOSED, IDLE, Request, Slot
 from .._leaks import record_where
@@ -816,6 +817,20 @@ class AsyncPool(PoolBase):
 
     def _guard(self) -> _NoGuard:
         return _NO_GUARD
+
+    def _counts(self) -> CoreCounts:
+        """On the loop's own thread a read is consistent by itself. Another thread (a metrics
+        scrape) could see the loop change the core halfway through a read: it reads until
+        two reads in a row agree (a thread switch inside both is all but impossible)."""
+        if self._thread is None or self._thread == get_ident():
+            return snapshot(self._core)
+        counts = snapshot(self._core)
+        for _ in range(100):
+            again = snapshot(self._core)
+            if again == counts:
+                break
+            counts = again
+        return counts
 
     def _reset_after_fork(self) -> None:
         # The parent's loop does not run in the child: bind to the child's own on first use.
