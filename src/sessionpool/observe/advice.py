@@ -214,6 +214,16 @@ class _Context:
     def stats_peak(self) -> int:
         return 0 if self.stats is None else self.stats.busy_peak
 
+    def keep_open(self) -> tuple[int, str]:
+        """How many connections to keep open (min_size) for the load seen, and why: the
+        busy peak, or Little's law's need at the target utilisation if that is more."""
+        peak = self.stats_peak()
+        load = self.load
+        needed = min(load.needed, self.config.max_size) if load is not None else 0
+        if needed > peak:
+            return needed, f"L / {TARGET_UTILISATION:g} rounded up"
+        return max(1, min(peak, self.config.max_size)), "the busy peak"
+
     def at_cap(self) -> bool:
         return self.stats is not None and self.cap is not None and self.stats.busy_peak >= self.cap
 
@@ -256,17 +266,18 @@ def _saturated(context: _Context) -> Advice | None:
         # Waiting callers are a queue served at cap / W connections per second, so one that
         # waited p95 had about p95 * cap / W callers ahead of it: that many more connections
         # would have served the queue at once.
-        queue = math.ceil(p95 * cap / load.hold_time) if load.hold_time > 0 else 1
-        wanted = max(load.needed, cap + max(1, queue))
+        queue = max(1, math.ceil(p95 * cap / load.hold_time)) if load.hold_time > 0 else 1
         if load.needed > cap:
+            wanted = load.needed
             parts.append(
                 f"at {TARGET_UTILISATION:.0%} utilisation that needs {load.needed} connections, "
                 f"more than {cap}. "
             )
         else:
+            wanted = cap + queue
             parts.append(
-                f"the mean fits in {cap}, so demand comes in bursts: the p95 wait means about "
-                f"{max(1, queue)} callers queued behind the busy ones. "
+                f"the mean fits in {cap}, so demand comes in bursts: a caller at the p95 wait "
+                f"had about {queue} callers queued ahead of it. "
             )
     parts.append(f"Allow {wanted} connections")
     usable = context.server.usable_connections if context.server else None
@@ -313,9 +324,10 @@ def _timeouts(context: _Context) -> Advice | None:
     if wait_timeout is not None and connect_p99 >= wait_timeout:
         settings["wait_timeout"] = _round_up(2 * connect_p99)
         sentence += " A wait shorter than a connect cannot succeed on an empty pool."
-    if context.config.min_size < context.stats_peak():
-        settings["min_size"] = min(context.config.max_size, context.stats_peak())
-        sentence += " Keep connections open ahead of demand with a larger min_size."
+    keep, why = context.keep_open()
+    if context.config.min_size < keep:
+        settings["min_size"] = keep
+        sentence += f" Keep {keep} open ahead of demand (min_size={keep}, {why})."
     return Advice("timeouts", "warning", sentence, settings)
 
 
@@ -340,27 +352,31 @@ def _slow_connects(context: _Context) -> Advice | None:
         connect_p95 = stats.connect_time.quantile(0.95)
         if connect_p95 < SLOW_CONNECT:
             return None
-        wait_p95 = stats.wait_time.quantile(0.95)
+        # Acquires served at once count as 0 s, so the sum over those that waited is theirs.
+        waited_mean = stats.wait_time.sum / stats.waits if stats.waits else 0.0
         reopened = stats.retired_idle + stats.retired_expired
         sentence = (
             f"Connects are slow: p95 {_duration(connect_p95)} over {stats.connect_time.count} "
-            f"connects ({reopened} connections were retired by max_idle or max_lifetime and "
-            f"reopened)."
+            "connects"
         )
+        if reopened:
+            sentence += (
+                f" ({reopened} connections were retired by max_idle or max_lifetime and reopened)"
+            )
+        sentence += "."
         # Callers wait on connects when the pool grows under them: their waits are then
         # of the order of a connect.
-        felt = stats.waits > 0 and wait_p95 >= connect_p95 / 2
+        felt = waited_mean >= connect_p95 / 2
         if felt:
-            sentence += f" Callers felt them: p95 wait {_duration(wait_p95)}."
+            sentence += (
+                f" Callers felt them: the {stats.waits} acquires that waited took "
+                f"{_duration(waited_mean)} on average."
+            )
         settings: dict[str, Any] = {}
-        keep = context.stats_peak()
-        load = context.load
-        if load is not None:
-            keep = max(keep, min(load.needed, config.max_size))
-        keep = min(keep, config.max_size)
+        keep, why = context.keep_open()
         if keep > config.min_size:
             settings["min_size"] = keep
-            sentence += f" Keep {keep} open (min_size={keep}, the busy peak)."
+            sentence += f" Keep {keep} open (min_size={keep}, {why})."
         if stats.retired_idle and config.max_idle is not None:
             settings["max_idle"] = _round_up(config.max_idle * 4)
             sentence += " Close idle connections later (a longer max_idle)."
@@ -579,7 +595,7 @@ def _oversized(context: _Context) -> Advice | None:
             f"{_duration(OVERSIZED_ELAPSED)}.",
         )
     load = context.load
-    keep = max(peak, load.needed if load is not None else 1)
+    keep, why = context.keep_open()
     sentence = (
         f"The pool is oversized: {stats.opened} connections are open but at most {peak} were "
         f"busy over {_duration(stats.elapsed)}"
@@ -593,7 +609,7 @@ def _oversized(context: _Context) -> Advice | None:
     settings: dict[str, Any] = {}
     if config.min_size > keep:
         settings["min_size"] = keep
-        sentence += f". Keep {keep} open (min_size={keep})"
+        sentence += f". Keep {keep} open (min_size={keep}, {why})"
     if config.max_idle is None:
         settings["max_idle"] = 300.0
         sentence += ". Close connections idle for five minutes (max_idle=300)"
