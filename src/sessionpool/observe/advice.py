@@ -29,6 +29,7 @@ __all__ = [
     "Load",
     "ServerFacts",
     "advise",
+    "format_duration",
     "measure_load",
 ]
 
@@ -144,7 +145,7 @@ class Load:
     def describe(self) -> str:
         how = "measured" if self.hold_measured else "from the mean busy count"
         return (
-            f"lambda = {self.arrival_rate:.3g} acquires/s x W = {_duration(self.hold_time)} "
+            f"lambda = {self.arrival_rate:.3g} acquires/s x W = {format_duration(self.hold_time)} "
             f"held ({how}) = L = {self.busy:.2f} connections busy on average"
         )
 
@@ -249,8 +250,8 @@ def _saturated(context: _Context) -> Advice | None:
         return None
     parts = [
         f"The pool is saturated: busy reached its cap of {cap}, {stats.waits} of "
-        f"{stats.acquires} acquires waited (p95 wait {_duration(p95)}, p99 "
-        f"{_duration(stats.wait_time.quantile(0.99))})"
+        f"{stats.acquires} acquires waited (p95 wait {format_duration(p95)}, p99 "
+        f"{format_duration(stats.wait_time.quantile(0.99))})"
     ]
     if stats.timeouts:
         parts.append(
@@ -317,7 +318,7 @@ def _timeouts(context: _Context) -> Advice | None:
         f"{stats.timeouts} acquires timed out after wait_timeout={context.config.wait_timeout} s "
         f"though busy peaked at {stats.busy_peak}, below the cap of {context.cap}: the pool "
         f"could not open connections in time ({stats.connect_errors} connects failed, "
-        f"connect p99 {_duration(connect_p99)})."
+        f"connect p99 {format_duration(connect_p99)})."
     )
     settings: dict[str, Any] = {}
     wait_timeout = context.config.wait_timeout
@@ -356,8 +357,8 @@ def _slow_connects(context: _Context) -> Advice | None:
         waited_mean = stats.wait_time.sum / stats.waits if stats.waits else 0.0
         reopened = stats.retired_idle + stats.retired_expired
         sentence = (
-            f"Connects are slow: p95 {_duration(connect_p95)} over {stats.connect_time.count} "
-            "connects"
+            f"Connects are slow: p95 {format_duration(connect_p95)} over "
+            f"{stats.connect_time.count} connects"
         )
         if reopened:
             sentence += (
@@ -370,7 +371,7 @@ def _slow_connects(context: _Context) -> Advice | None:
         if felt:
             sentence += (
                 f" Callers felt them: the {stats.waits} acquires that waited took "
-                f"{_duration(waited_mean)} on average."
+                f"{format_duration(waited_mean)} on average."
             )
         settings: dict[str, Any] = {}
         keep, why = context.keep_open()
@@ -390,10 +391,12 @@ def _slow_connects(context: _Context) -> Advice | None:
         slow = server.connect_time >= SLOW_CONNECT
         if server.round_trip and server.round_trip > 0:
             trips = server.connect_time / server.round_trip
-            slow = slow or trips >= 20
-            cost = f"{_duration(server.connect_time)}, {trips:.0f} times a SELECT 1"
+            # Many round trips' worth, and enough to matter: an in-process database's
+            # 50-microsecond open is not worth keeping connections for.
+            slow = slow or (trips >= 20 and server.connect_time >= 1e-3)
+            cost = f"{format_duration(server.connect_time)}, {trips:.0f} times a SELECT 1"
         else:
-            cost = _duration(server.connect_time)
+            cost = format_duration(server.connect_time)
         if not slow:
             return None
         sentence = (
@@ -428,13 +431,13 @@ def _dying_young(context: _Context) -> Advice | None:
         assert server is not None
         settings = _idle_settings(limit, config)
         sentence += (
-            f"The {server.product} server closes sessions idle for {_duration(limit)} "
+            f"The {server.product} server closes sessions idle for {format_duration(limit)} "
             f"({_idle_limit_name(server)}); {_idle_remedy(settings)}."
         )
         return Advice("dying_young", "warning", sentence, settings)
     if server is not None:
         keepalives = (
-            f"; its TCP keepalives start after {_duration(server.tcp_keepalives_idle)}"
+            f"; its TCP keepalives start after {format_duration(server.tcp_keepalives_idle)}"
             if server.tcp_keepalives_idle
             else ""
         )
@@ -462,14 +465,20 @@ def _idle_limit(context: _Context) -> Advice | None:
     settings = _idle_settings(server.idle_session_timeout, config)
     if not settings:
         return None
-    return Advice(
-        "idle_limit",
-        "warning",
+    sentence = (
         f"The {server.product} server closes sessions idle for "
-        f"{_duration(server.idle_session_timeout)} ({_idle_limit_name(server)}) but this pool "
-        f"lets connections idle longer; {_idle_remedy(settings)}.",
-        settings,
+        f"{format_duration(server.idle_session_timeout)} ({_idle_limit_name(server)}) but this "
+        f"pool lets connections idle longer; {_idle_remedy(settings)}."
     )
+    if config.ping_interval >= 0:
+        # The check before hand-out finds the dead ones, so borrowers are safe: what is lost
+        # is a check and a connect on some acquires.
+        severity: Severity = "info"
+        sentence += " Until then the check before hand-out replaces the ones it closed."
+    else:
+        severity = "warning"
+        sentence += " With ping_interval < 0, borrowers would get the dead ones."
+    return Advice("idle_limit", severity, sentence, settings)
 
 
 def _idle_in_transaction(context: _Context) -> Advice | None:
@@ -489,8 +498,8 @@ def _idle_in_transaction(context: _Context) -> Advice | None:
     return Advice(
         "idle_in_transaction",
         "warning",
-        f"Borrowers hold connections up to {_duration(longest)} (p99) and the server ends a "
-        f"session left idle in a transaction after {_duration(limit)} "
+        f"Borrowers hold connections up to {format_duration(longest)} (p99) and the server ends a "
+        f"session left idle in a transaction after {format_duration(limit)} "
         f"(idle_in_transaction_session_timeout): a borrower that pauses inside a "
         f"transaction loses its connection. Commit before slow work; leak_threshold reports "
         f"who holds connections that long.",
@@ -590,15 +599,15 @@ def _oversized(context: _Context) -> Advice | None:
             "not_enough_data",
             "info",
             f"{stats.opened} connections are open and at most {peak} were busy, but "
-            f"{stats.acquires} acquires over {_duration(stats.elapsed)} are too few to call "
+            f"{stats.acquires} acquires over {format_duration(stats.elapsed)} are too few to call "
             f"the pool oversized: ask again after at least {OVERSIZED_ACQUIRES} acquires and "
-            f"{_duration(OVERSIZED_ELAPSED)}.",
+            f"{format_duration(OVERSIZED_ELAPSED)}.",
         )
     load = context.load
     keep, why = context.keep_open()
     sentence = (
         f"The pool is oversized: {stats.opened} connections are open but at most {peak} were "
-        f"busy over {_duration(stats.elapsed)}"
+        f"busy over {format_duration(stats.elapsed)}"
     )
     if load is not None:
         sentence += f" ({load.describe()})"
@@ -641,18 +650,17 @@ def _all_clear(context: _Context) -> Advice:
         return Advice(
             "not_enough_data",
             "info",
-            f"{stats.acquires} acquires over {_duration(stats.elapsed)} are too few to judge "
+            f"{stats.acquires} acquires over {format_duration(stats.elapsed)} are too few to judge "
             f"the pool's size: ask again after at least {MIN_ACQUIRES} acquires and "
-            f"{_duration(MIN_ELAPSED)}.",
+            f"{format_duration(MIN_ELAPSED)}.",
         )
     cap = context.cap
     sentence = "No change needed"
     if load is not None:
         sentence += f": {load.describe()}, so {load.needed} connections suffice"
         sentence += f" and the cap is {cap}" if cap is not None else " and the pool has no cap"
-    sentence += (
-        f"; busy peaked at {stats.busy_peak}, p95 wait {_duration(stats.wait_time.quantile(0.95))}."
-    )
+    p95 = stats.wait_time.quantile(0.95)
+    sentence += f"; busy peaked at {stats.busy_peak}, p95 wait {format_duration(p95)}."
     return Advice("ok", "info", sentence)
 
 
@@ -684,9 +692,14 @@ def _idle_limit_name(server: ServerFacts) -> str:
     return "idle_session_timeout" if server.product == "PostgreSQL" else "wait_timeout"
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: "310 us", "42 ms", "2.5 s", "5 min", "2 h"."""
     if seconds is None:
         return "?"
+    if seconds == 0:
+        return "0 s"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} us"
     if seconds < 1.0:
         return f"{seconds * 1e3:.3g} ms"
     if seconds < 120:
