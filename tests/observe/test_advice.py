@@ -135,6 +135,11 @@ def test_too_little_observed_is_not_judged() -> None:
     assert "50 acquires over 5 s" in found[0].sentence
 
 
+def test_too_little_observed_is_said_beside_other_findings() -> None:
+    stats = make_stats(acquires=50, elapsed=5.0, reclaimed=1)
+    assert kinds(advise(stats, CONFIG)) == ["leaks", "not_enough_data"]
+
+
 def test_settings_alone_against_the_server_can_be_fine() -> None:
     found = advise(None, CONFIG, POSTGRESQL)
     assert kinds(found) == ["ok"]

@@ -188,6 +188,14 @@ def advise(
     found = [advice for rule in _RULES if (advice := rule(context)) is not None]
     if not found:
         found.append(_all_clear(context))
+    elif (
+        stats is not None
+        and not context.enough_data
+        and not any(advice.kind in _SIZING_KINDS for advice in found)
+    ):
+        # Other findings stand on their own evidence (a timeout, a leak), but the reader must
+        # still learn why nothing is said about the size.
+        found.append(_all_clear(context))
     # A stable sort keeps each severity's findings in the order of the rules.
     return sorted(found, key=lambda advice: advice.severity != "warning")
 
@@ -625,6 +633,9 @@ def _oversized(context: _Context) -> Advice | None:
     sentence += "; each idle connection holds server memory."
     return Advice("oversized", "info", sentence, settings)
 
+
+#: Findings that already judge the pool's size.
+_SIZING_KINDS = frozenset({"saturated", "near_capacity", "oversized", "not_enough_data"})
 
 _RULES: tuple[Callable[[_Context], Advice | None], ...] = (
     _saturated,
