@@ -252,14 +252,16 @@ def _saturated(context: _Context) -> Advice | None:
     stats, cap = context.stats, context.cap
     if stats is None or cap is None or not context.at_cap():
         return None
-    p95 = stats.wait_time.quantile(0.95)
+    p99 = stats.wait_time.quantile(0.99)
     refused = stats.timeouts + stats.exhausted
-    if not refused and not (stats.waits and p95 >= NOTICEABLE_WAIT):
+    if not refused and not (stats.waits and p99 >= NOTICEABLE_WAIT):
         return None
+    # Acquires served at once count as 0 s: the sum is that of the callers who waited.
+    waited = stats.wait_time.sum / stats.waits if stats.waits else 0.0
     parts = [
         f"The pool is saturated: busy reached its cap of {cap}, {stats.waits} of "
-        f"{stats.acquires} acquires waited (p95 wait {format_duration(p95)}, p99 "
-        f"{format_duration(stats.wait_time.quantile(0.99))})"
+        f"{stats.acquires} acquires waited ({format_duration(waited)} on average, p99 of all "
+        f"acquires {format_duration(p99)})"
     ]
     if stats.timeouts:
         parts.append(
@@ -272,10 +274,6 @@ def _saturated(context: _Context) -> Advice | None:
     wanted = cap + 1
     if load is not None:
         parts.append(f"Little's law: {load.describe()}; ")
-        # Waiting callers are a queue served at cap / W connections per second, so one that
-        # waited p95 had about p95 * cap / W callers ahead of it: that many more connections
-        # would have served the queue at once.
-        queue = max(1, math.ceil(p95 * cap / load.hold_time)) if load.hold_time > 0 else 1
         if load.needed > cap:
             wanted = load.needed
             parts.append(
@@ -283,10 +281,14 @@ def _saturated(context: _Context) -> Advice | None:
                 f"more than {cap}. "
             )
         else:
+            # The full pool frees a connection every W / cap seconds, so a caller that waited
+            # had about waited * cap / W callers ahead of it: as many more connections would
+            # have served that queue at once (Little's law on the queue).
+            queue = max(1, math.ceil(waited * cap / load.hold_time - 1e-9))
             wanted = cap + queue
             parts.append(
-                f"the mean fits in {cap}, so demand comes in bursts: a caller at the p95 wait "
-                f"had about {queue} callers queued ahead of it. "
+                f"the mean fits in {cap}, so demand comes in bursts: a caller that waited had "
+                f"about {queue} callers queued ahead of it. "
             )
     parts.append(f"Allow {wanted} connections")
     usable = context.server.usable_connections if context.server else None
