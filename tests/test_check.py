@@ -11,6 +11,7 @@ import gc
 import json
 import re
 import sqlite3
+import threading
 import uuid
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from sessionpool.check import Timing, format_report, run_check
 from sessionpool.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+from tests.drivers.proxy import Proxy
 from tests.fakes.polling import eventually
 
 PASSWORD = "s3cret-Pa55word"  # trust auth / no-password root: the servers ignore it
@@ -224,6 +226,23 @@ def test_unreachable_server_exits_1_with_a_clear_message(
     masked = url.replace(PASSWORD, "***")
     assert err.startswith(f"sessionpool check: cannot connect to {masked}: "), err
     assert err.count("\n") == 1  # one line, whatever the driver's message looked like
+
+
+def test_a_hung_server_ends_the_check_within_connect_timeout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results: list[int] = []
+    with Proxy("127.0.0.1", 5432) as proxy:
+        proxy.blackhole()  # accepts, then never answers: the server looks hung
+        url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{proxy.port}/test?connect_timeout=2"
+        runner = threading.Thread(target=lambda: results.append(main(["check", url])))
+        runner.start()
+        runner.join(60)  # generous: the limit under test is 2 s (x samples at worst)
+        assert not runner.is_alive(), "check kept waiting on a hung server"
+    err = capsys.readouterr().err
+    assert results == [EXIT_FAILURE]
+    assert err.startswith("sessionpool check: cannot connect to postgresql://postgres:***@"), err
+    assert PASSWORD not in err
 
 
 @pytest.mark.parametrize(

@@ -126,9 +126,14 @@ def run_check(url: str | URL, samples: int = 5, processes: int = 1) -> CheckRepo
         driver = connector.driver
         try:
             timings["ping"] = _timed(samples, lambda: driver.ping(connection, config.ping_timeout))
-            timings["select 1"] = _round_trips(connection, samples)
+            # Statements of its own get the connect time limit, so a server that hangs
+            # after accepting the connection ends the check instead of blocking it for ever
+            # (ping and reset keep their own limits, as in the pool).
+            with driver.time_limit(connection, config.connect_timeout):
+                timings["select 1"] = _round_trips(connection, samples)
             timings["reset"] = _resets(connector, connection, samples, config.reset_timeout)
-            facts, server_settings = read_server_facts(driver.name, connection)
+            with driver.time_limit(connection, config.connect_timeout):
+                facts, server_settings = read_server_facts(driver.name, connection)
             driver.end_transaction(connection, config.reset_timeout)
         except Exception as exc:
             raise CannotConnect(_failure(shown, "the check failed", exc, parsed)) from None
@@ -218,8 +223,9 @@ def _resets(connector: URLConnector, connection: Any, samples: int, timeout: flo
     cursor = connection.cursor()
     try:
         for _ in range(samples):
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+            with driver.time_limit(connection, timeout):
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
             started = time.perf_counter()
             driver.end_transaction(connection, timeout)
             durations.append(time.perf_counter() - started)
