@@ -36,6 +36,7 @@ from .errors import (
     UsageError,
 )
 from .observe import echo
+from .observe.advice import Advice, ServerFacts, advise
 from .observe.events import Listener, Listeners, PoolEvent
 from .observe.naming import default_name, unique_name
 from .observe.recorder import Recorder
@@ -229,6 +230,21 @@ class PoolBase:
         """The core's counts, read consistently (each shell knows how)."""
         with self._guard():
             return snapshot(self._core)
+
+    def advise(self, server: ServerFacts | None = None, *, processes: int = 1) -> list[Advice]:
+        """Tuning advice from this pool's figures since it was created, warnings first: each
+        `Advice` has a sentence with the numbers and the settings it suggests. Sizing uses
+        Little's law on measured acquire rates and hold times (``detailed_stats=True``
+        measures hold times; without it they are derived from the mean busy count).
+
+        Args:
+            server: the server's limits (``sessionpool check URL`` reads them), to compare
+                idle timeouts and max_connections with this pool's settings.
+            processes: how many processes run a pool like this one against the server.
+        Raises:
+            ConfigError: ``processes`` is not a whole number >= 1.
+        """
+        return advise(self.stats(), self._config, server, processes=processes)
 
     # -- events ----------------------------------------------------------------------------
 
