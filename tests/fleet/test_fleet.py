@@ -80,7 +80,10 @@ def test_fleet_through_transaction_pooler(
     assert_clean_run(result, fleet_database, plan)
 
 
-def test_reconnect_and_pause_resume_during_load(bouncer: PgBouncer, fleet_database: str) -> None:
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_reconnect_and_pause_resume_during_load(
+    bouncer: PgBouncer, fleet_database: str, driver: str
+) -> None:
     servers_before: set[int] = set()
     resumed_at = [0.0]
 
@@ -96,9 +99,9 @@ def test_reconnect_and_pause_resume_during_load(bouncer: PgBouncer, fleet_databa
             bouncer.admin("RESUME")
             resumed_at[0] = time.monotonic()
 
-    plan = transaction_plan(bouncer, "psycopg", duration=5.0)
+    plan = transaction_plan(bouncer, driver, duration=5.0)
     result = run_fleet(plan, PROCESSES, fleet_database, start_method="spawn", during=disturb)
-    print(f"RECONNECT + PAUSE/RESUME: {figures(result)}; errors: {result.errors}")
+    print(f"{driver}, RECONNECT + PAUSE/RESUME: {figures(result)}; errors: {result.errors}")
     servers_after = {row["remote_pid"] for row in bouncer.admin_dicts("SHOW SERVERS")}
 
     assert not result.fatal, result.fatal

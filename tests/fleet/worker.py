@@ -46,6 +46,8 @@ _INSERT = "INSERT INTO fleet_events (run_id, worker, lane, seq) VALUES (%s, %s, 
 # The transaction reads its own insert back: a count off by one means the two statements did
 # not run in one transaction on one server session (what a transaction pooler must keep).
 _COUNT = "SELECT count(*) FROM fleet_events WHERE run_id = %s AND worker = %s AND lane = %s"
+# Server-side time inside the transaction, as a real query would spend (benchmark only).
+_HOLD = "SELECT pg_sleep(%s)"
 
 
 def url_driver(driver: str) -> str:
@@ -72,6 +74,7 @@ class Plan:
         duration: seconds of load once the parent says go.
         settings: keyword settings for create_pool / create_async_pool.
         record_ports: note the local port of each connection used (pre-fork test).
+        hold: seconds each transaction also spends in ``pg_sleep`` on the server (0: none).
     """
 
     url: str
@@ -81,6 +84,7 @@ class Plan:
     duration: float = 3.0
     settings: dict[str, Any] = field(default_factory=dict)
     record_ports: bool = False
+    hold: float = 0.0
 
 
 @dataclass
@@ -142,6 +146,8 @@ def _sync_lane(pool: sessionpool.Pool, plan: Plan, tally: _Tally, lane: int, end
             with pool.session() as session:
                 session.execute(_INSERT, (plan.run_id, worker, lane, seq))
                 (count,) = session.fetchone(_COUNT, (plan.run_id, worker, lane))
+                if plan.hold:
+                    session.execute(_HOLD, (plan.hold,))
                 if plan.record_ports:
                     raw = session.connection.driver_connection
                     tally.ports.add(local_port(raw.fileno()))
@@ -174,7 +180,11 @@ async def _async_lane(
     pool: sessionpool.AsyncPool, plan: Plan, tally: _Tally, lane: int, end: float
 ) -> None:
     numbered = plan.driver == "asyncpg"
-    insert, count_sql = (_numbered(_INSERT), _numbered(_COUNT)) if numbered else (_INSERT, _COUNT)
+    insert, count_sql, hold_sql = (
+        (_numbered(_INSERT), _numbered(_COUNT), _numbered(_HOLD))
+        if numbered
+        else (_INSERT, _COUNT, _HOLD)
+    )
     worker = tally.report.worker
     seq = 0
     while time.monotonic() < end:
@@ -182,6 +192,8 @@ async def _async_lane(
             async with pool.session() as session:
                 await session.execute(insert, (plan.run_id, worker, lane, seq))
                 (count,) = await session.fetchone(count_sql, (plan.run_id, worker, lane))
+                if plan.hold:
+                    await session.execute(hold_sql, (plan.hold,))
                 if count != seq + 1:
                     raise AssertionError(f"transaction saw {count} own rows, expected {seq + 1}")
         except Exception as error:
