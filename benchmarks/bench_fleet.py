@@ -147,10 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rounds, duration = (1, 2.0) if args.quick else (args.rounds, args.duration)
     print(versions())
-    database = create_fleet_database()
+    # One database per setup: the sampler counts a setup's backends and nothing else (PgBouncer
+    # keeps its idle server connections between runs).
+    databases = {DIRECT: create_fleet_database(), BOUNCER: create_fleet_database()}
     try:
         with PgBouncer(
-            dbname=database,
+            dbname=databases[BOUNCER],
             pool_mode="transaction",
             default_pool_size=args.server_pool,
             max_client_conn=max(500, args.processes * args.max_size),
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) as bouncer:
             scheme = url_driver(args.driver)
             pool: dict[str, Any] = {"min_size": 1, "max_size": args.max_size, "wait_timeout": 60}
-            direct_url = f"postgresql+{scheme}://postgres@127.0.0.1:5432/{database}"
+            direct_url = f"postgresql+{scheme}://postgres@127.0.0.1:5432/{databases[DIRECT]}"
             setups = {
                 DIRECT: (Runs(DIRECT, args.processes * args.max_size), direct_url, pool),
                 BOUNCER: (
@@ -181,9 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         settings=settings,
                         hold=args.hold,
                     )
-                    run_once(runs, plan, args.processes, database)
+                    run_once(runs, plan, args.processes, databases[name])
     finally:
-        drop_fleet_database(database)
+        for database in databases.values():
+            drop_fleet_database(database)
     print(
         f"\n### {args.processes} processes x {args.lanes} {args.driver} lanes, pools of max "
         f"{args.max_size}, hold {args.hold * 1e3:g} ms, {duration:g} s x {rounds} rounds\n"
