@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL
-from .base import Connector, Driver, scrub_error
+from .base import Connector, Driver, scrub_error, with_pooler_arguments
 
 __all__ = [
     "AsyncConnector",
@@ -113,6 +113,14 @@ class AsyncDriver:
 
     async def opened(self, connection: Any) -> None:
         """Called once with each new connection, before the pool's ``on_connect``."""
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        """As `Driver.adapt_to_pooler`: make a new connection safe behind a
+        transaction-mode pooler, or raise `ConfigError` when it cannot be."""
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """As `Driver.pooler_in_front`: (protocol pid, server pid) when they differ."""
+        return None
 
     def is_closed(self, connection: Any) -> bool:
         """True when the driver already knows the connection is closed or broken."""
@@ -257,6 +265,10 @@ class AsyncURLDriver(AsyncDriver):
     def connect_timeout_value(self, seconds: float) -> Any:
         return seconds
 
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """As `URLDriver.pooler_arguments`."""
+        return {}
+
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -283,6 +295,9 @@ class AsyncConnector:
 
     def limit_connects(self, seconds: float) -> None:
         """Bound each connect to ``seconds`` where the driver can (the pool bounds it too)."""
+
+    def use_server_pooler(self, mode: str | None) -> None:
+        """As `Connector.use_server_pooler`."""
 
     def describe(self) -> str:
         return type(self).__name__
@@ -338,6 +353,12 @@ class AsyncURLConnector(AsyncConnector):
         if name is not None and name not in self._given:
             self.arguments[name] = self.driver.connect_timeout_value(seconds)
 
+    def use_server_pooler(self, mode: str | None) -> None:
+        """As `URLConnector.use_server_pooler`."""
+        self.arguments = with_pooler_arguments(
+            self.arguments, self._given, self.driver.pooler_arguments(mode) if mode else {}, mode
+        )
+
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
         try:
             return await self.driver.open(self.arguments, user, password)
@@ -374,6 +395,12 @@ class _ExecutorDriver(AsyncDriver):
 
     async def opened(self, connection: Any) -> None:
         await self._run(60.0, self.sync.opened, connection)
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        await self._run(60.0, self.sync.adapt_to_pooler, connection)
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        return await self._run(timeout, self.sync.pooler_in_front, connection, timeout)
 
     def is_closed(self, connection: Any) -> bool:
         return self.sync.is_closed(connection)
@@ -506,6 +533,9 @@ class ExecutorConnector(AsyncConnector):
 
     def limit_connects(self, seconds: float) -> None:
         self.sync.limit_connects(seconds)
+
+    def use_server_pooler(self, mode: str | None) -> None:
+        self.sync.use_server_pooler(mode)
 
     def _close_if_connected(self, opening: asyncio.Future[Any]) -> None:
         if not opening.cancelled() and opening.exception() is None:
