@@ -115,7 +115,9 @@ async def run_tasks(pool: AsyncPool, driver: str) -> tuple[int, Counter[str]]:
 
 
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
-async def test_async_pool_in_transaction_mode(pgbouncer_transaction: PgBouncer, driver: str) -> None:
+async def test_async_pool_in_transaction_mode(
+    pgbouncer_transaction: PgBouncer, driver: str
+) -> None:
     async with sessionpool.create_async_pool(
         pgbouncer_transaction.url(driver),
         min_size=4,
