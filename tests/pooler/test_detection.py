@@ -73,10 +73,12 @@ def test_session_mode_is_found_too(
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_no_warning_on_a_direct_connection(warnings: pytest.LogCaptureFixture, driver: str) -> None:
-    with sessionpool.create_pool(DIRECT.format(driver=driver), min_size=2) as pool:
-        with pool.acquire() as conn:
-            cursor = conn.cursor()
-            cursor.execute("SELECT 1")
+    with (
+        sessionpool.create_pool(DIRECT.format(driver=driver), min_size=2) as pool,
+        pool.acquire() as conn,
+    ):
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1")
     assert pooler_warnings(warnings) == []
     assert warnings.records == []
 

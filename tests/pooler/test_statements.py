@@ -92,9 +92,9 @@ async def test_async_sessions_refuse_before_sending(pgbouncer_transaction: PgBou
         pgbouncer_transaction.url("asyncpg"), server_pooler="transaction"
     ) as pool:
         async with pool.session() as session:
-            with pytest.raises(UsageError, match="PREPARE .* cannot work behind"):
+            with pytest.raises(UsageError, match=r"PREPARE .* cannot work behind"):
                 await session.execute("PREPARE q AS SELECT 1")
-            with pytest.raises(UsageError, match="SET \\(a session setting"):
+            with pytest.raises(UsageError, match=r"SET \(a session setting"):
                 await session.fetch("SET search_path TO public")
             assert await session.fetchone("SELECT 1 + $1::int", (1,)) == (2,)
         assert pool.busy == 0
