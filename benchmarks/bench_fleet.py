@@ -77,6 +77,7 @@ def table(runs: Sequence[Runs]) -> str:
         "min..max tx/s",
         "peak server conns",
         "errors",
+        "connect errors",
         "rows = commits",
         "tx/process min/med/max",
     ]
@@ -92,6 +93,7 @@ def table(runs: Sequence[Runs]) -> str:
                 f"{min(rates):,.0f}..{max(rates):,.0f}",
                 str(max(res.peak_server_connections for res in r.results)),
                 str(sum(res.error_count for res in r.results)),
+                str(sum(res.connect_errors for res in r.results)),
                 "yes" if all(r.stored_matches) else "NO",
                 f"{per_process[0]}/{statistics.median(per_process):g}/{per_process[-1]}",
             ]
@@ -138,7 +140,8 @@ def run_once(setup: Runs, plan: Plan, processes: int, database: str) -> None:
     print(
         f"  {setup.setup}: {result.committed / result.elapsed:,.0f} tx/s, "
         f"peak {result.peak_server_connections} server connections, "
-        f"{result.error_count} errors {result.errors[:2]}",
+        f"{result.error_count} errors {result.errors[:2]}, "
+        f"{result.connect_errors} failed connects (retried by the pools)",
         file=sys.stderr,
     )
 

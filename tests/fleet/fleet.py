@@ -84,6 +84,10 @@ class FleetResult:
         return sum(report.error_count for report in self.reports)
 
     @property
+    def connect_errors(self) -> int:
+        return sum(report.connect_errors for report in self.reports)
+
+    @property
     def errors(self) -> list[str]:
         return [text for report in self.reports for text in report.errors]
 

@@ -46,6 +46,7 @@ def figures(result: FleetResult) -> str:
     return (
         f"{result.committed} commits in {result.elapsed:.1f} s "
         f"({result.committed / result.elapsed:,.0f}/s), {result.error_count} errors, "
+        f"{result.connect_errors} failed connects, "
         f"peak {result.peak_server_connections} server connections over {result.samples} samples"
     )
 
