@@ -44,7 +44,8 @@ def test_threaded_pool_warns_once_behind_pgbouncer(
     assert "pool 'app'" in found[0] and FIX in found[0] and "PgBouncer" in found[0]
 
 
-@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+# psycopg2 under an AsyncPool runs on the thread pool: the blocking adapter's check, there.
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg", "psycopg2"])
 async def test_async_pool_warns_once_behind_pgbouncer(
     pgbouncer_transaction: PgBouncer, warnings: pytest.LogCaptureFixture, driver: str
 ) -> None:
@@ -57,7 +58,7 @@ async def test_async_pool_warns_once_behind_pgbouncer(
             if driver == "asyncpg":
                 assert not conn.is_in_transaction()
             else:
-                assert conn.info.transaction_status == 0
+                assert conn.info.transaction_status == 0  # idle (both psycopgs)
     found = pooler_warnings(warnings)
     assert len(found) == 1, found
     assert FIX in found[0]

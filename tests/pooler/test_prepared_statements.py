@@ -214,3 +214,45 @@ def test_control_psycopg_with_the_setting_in_the_same_pattern(
         first.release()
         second.release()
     assert errors == []
+
+
+def test_psycopg2_never_prepares_so_needs_nothing(pgbouncer_transaction: PgBouncer) -> None:
+    # psycopg2 binds on the client and sends simple queries: fine even without the setting.
+    with sessionpool.create_pool(
+        pgbouncer_transaction.url("psycopg2"), min_size=4, max_size=4, wait_timeout=60
+    ) as pool:
+        right, errors = run_threads(pool, "psycopg2")
+    assert errors == Counter()
+    assert right == THREADS * ROUNDS
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_session_batches_in_transaction_mode(pgbouncer_transaction: PgBouncer, driver: str) -> None:
+    # A session's queued writes go as one executemany (psycopg: a pipeline) inside one
+    # transaction, which PgBouncer keeps on one server session.
+    with sessionpool.create_pool(
+        pgbouncer_transaction.url(driver), max_size=3, server_pooler="transaction"
+    ) as pool:
+        for _ in range(5):
+            with pool.session() as session:
+                session.execute("CREATE TEMP TABLE batch (x int) ON COMMIT DROP")
+                for value in range(300):
+                    session.add("INSERT INTO batch VALUES (%s)", (value,))
+                session.flush()
+                assert session.fetchone("SELECT count(*), sum(x) FROM batch") == (300, 44850)
+
+
+async def test_async_session_batches_in_transaction_mode(
+    pgbouncer_transaction: PgBouncer,
+) -> None:
+    async with sessionpool.create_async_pool(
+        pgbouncer_transaction.url("asyncpg"), max_size=3, server_pooler="transaction"
+    ) as pool:
+        for _ in range(5):
+            async with pool.session() as session:
+                await session.execute("CREATE TEMP TABLE batch (x int) ON COMMIT DROP")
+                for value in range(300):
+                    session.add("INSERT INTO batch VALUES ($1)", (value,))
+                await session.flush()
+                row = await session.fetchone("SELECT count(*), sum(x) FROM batch")
+                assert tuple(row) == (300, 44850)
