@@ -31,7 +31,9 @@ typecheck: $(STAMP)
 sqlalchemy-suite: $(STAMP)
 	$(PY) tools/sqlalchemy_suite $(SQLALCHEMY_SUITE_ARGS)
 
+# pgbouncer too: a tree whose venv predates it still gets it (the script is a no-op otherwise).
 services:
+	bash tools/ensure_system_packages.sh
 	bash tools/ensure_services.sh
 
 bench: $(BENCH_STAMP)

@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from time import monotonic
 from typing import Any, NamedTuple
 
-from . import _fork
+from . import _fork, _server_pooler
 from ._core.counts import CoreCounts, snapshot
 from ._core.effects import Effect
 from ._core.records import CLOSED
@@ -56,7 +56,7 @@ DEFAULT: Any = _Default()
 _PURITIES = (None, "new", "self", "default")
 # Settings reconfigure() cannot change on a live pool: they decide how connections were
 # identified or ordered, or how the pool was started.
-_FIXED_SETTINGS = ("homogeneous", "idle_order", "lazy", "max_size_bounds")
+_FIXED_SETTINGS = ("homogeneous", "idle_order", "lazy", "max_size_bounds", "server_pooler")
 # The maintenance worker wakes at least this often (orphaned leases, retries) and at most
 # this often (whatever the limits it enforces); a wake with nothing to do costs microseconds.
 _SLOWEST_TICK = 1.0
@@ -129,6 +129,14 @@ class PoolBase:
         self._suspect_before = -math.inf
         self._recorder = Recorder(monotonic())
         self._listeners = Listeners(self._hooks_changed)
+        # Behind a server pooler (server_pooler, fixed for the pool's life): the connector
+        # sets its driver's arguments for it, and the first connection opened without the
+        # setting is checked for a pooler in front (once per pool, never per connect).
+        self._server_pooler = config.server_pooler
+        self._pooler_unchecked = config.server_pooler is None
+        connector.use_server_pooler(config.server_pooler)
+        if config.server_pooler == "transaction" and config.on_connect is not None:
+            self._log.warning(_server_pooler.on_connect_warning(self.name))
         self._apply_settings(config)
         echo.attach(self._listeners, self._log, config.echo)
         _fork.track(self)
@@ -588,6 +596,12 @@ class PoolBase:
         check_when_exhausted(mode)
         if purity not in _PURITIES:
             raise UsageError(f"purity must be 'new', 'self' or 'default' (got {purity!r})")
+        if purity in ("new", "self") and self._server_pooler == "transaction":
+            raise UsageError(
+                f"purity={purity!r} asks for a particular server session, which "
+                "server_pooler='transaction' cannot give: the pooler picks the server session "
+                "per transaction; leave purity out (or 'default')"
+            )
         key = None if user is None and password is None else self._key_for(user, password)
         if partition is not None:
             try:
@@ -618,10 +632,31 @@ class PoolBase:
         return key
 
     def _normalize_tag(self, tag: str | None) -> str | None:
+        if self._server_pooler == "transaction":
+            # Only ever called with a tag (acquire or release): off the hot path.
+            raise UsageError(
+                f"pool {self.name!r}: session tags cannot work with server_pooler='transaction': "
+                "the session state a tag names does not outlive the transaction it was set in "
+                "(the pooler hands the next one another server session); set it per "
+                "transaction (SET LOCAL) instead"
+            )
         try:
             return normalize_tag(tag)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"tag: {exc}") from None
+
+    def _claim_pooler_check(self) -> bool:
+        """Whether the connection just opened should be checked for a pooler in front: only
+        the pool's first, and only without ``server_pooler`` (call with the core guarded)."""
+        claimed = self._pooler_unchecked
+        self._pooler_unchecked = False
+        return claimed
+
+    def _warn_if_pooled(self, pids: tuple[int, int] | None) -> None:
+        """Log the warning for a pooler found in front (``pids``: the protocol's backend pid
+        and the server's, as the driver's `pooler_in_front` returns them)."""
+        if pids is not None:
+            self._log.warning(_server_pooler.detected_warning(self.name, *pids))
 
     def _check_owner(self, lease: Any) -> None:
         if not isinstance(lease, self._lease_type):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ._server_pooler import check_statement
 from .errors import TransactionLost, UsageError
 
 __all__ = ["Params", "SessionState"]
@@ -25,6 +26,7 @@ class SessionState:
         isolation_level: str | None,
         reconnect: bool,
         acquire_args: dict[str, Any],
+        server_pooler: str | None = None,
     ) -> None:
         if autocommit is not None and not isinstance(autocommit, bool):
             raise UsageError(f"autocommit must be True, False or None, not {autocommit!r}")
@@ -38,6 +40,9 @@ class SessionState:
         self._pending: list[tuple[str, Params]] = []
         self._savepoints: list[tuple[str, int]] = []  # (name, pending writes when set)
         self._depth = 0  # nesting of `with session:` / `async with session:`
+        # Behind a transaction-mode pooler, statements needing a lasting server session
+        # are refused before they run (see `_check_sql`).
+        self._checks_sql = server_pooler == "transaction"
 
     @property
     def in_transaction(self) -> bool:
@@ -52,10 +57,18 @@ class SessionState:
     def add(self, sql: str, params: Params = None) -> None:
         """Queue a write; `flush` (or `commit`) sends the queue, batched per statement."""
         self._check()
+        self._check_sql(sql)
         self._pending.append((sql, params))
 
     def _check(self) -> None:
         raise NotImplementedError
+
+    def _check_sql(self, sql: str) -> None:
+        """Refuse, with `UsageError`, SQL that needs a server session outliving the
+        transaction (LISTEN, PREPARE, SET, session advisory locks...) when the pool runs
+        behind ``server_pooler='transaction'``; nothing otherwise."""
+        if self._checks_sql:
+            check_statement(sql)
 
     def _next_batch(self) -> tuple[str, list[Params]]:
         """The statement at the head of the queue and the parameters of its consecutive

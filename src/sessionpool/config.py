@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["PoolConfig", "ResetOnReturn", "SessionCallback", "WhenExhausted"]
+__all__ = ["PoolConfig", "ResetOnReturn", "ServerPooler", "SessionCallback", "WhenExhausted"]
 
 WhenExhausted = Literal["wait", "fail", "force"]
+# The pool mode of a server-side pooler (PgBouncer) between the pool and the database.
+ServerPooler = Literal["transaction", "session"]
 IdleOrder = Literal["lifo", "fifo"]
 # "rollback" ends the borrower's transaction (a round trip only when one is open, where the
 # driver can tell); "commit" commits it; "full" also clears all session state (the driver's
@@ -29,6 +31,7 @@ SessionCallback = Callable[[Any, str | None, str | None], object]
 _WHEN_EXHAUSTED = ("wait", "fail", "force")
 _IDLE_ORDERS = ("lifo", "fifo")
 _RESET_NAMES = ("rollback", "commit", "full")
+_SERVER_POOLERS = ("transaction", "session")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -107,6 +110,13 @@ class PoolConfig:
             ``acquire(partition=...)``; cx_Oracle's ``max_sessions_per_shard``) and user. The
             connections acquired without a partition count as one partition. None: only the
             pool's own limits.
+        server_pooler: the pool mode of a server-side pooler (PgBouncer) the connections go
+            through: ``"transaction"`` (each transaction may run on another server session:
+            the pool keeps no session state across transactions, turns off the drivers'
+            server-side prepared statements, and refuses what needs a lasting session; see
+            docs/server_pooler.md) or ``"session"`` (a server session per connection: like a
+            direct connection). None: connected directly (a pooler found in front is
+            reported once, in a warning).
         name: a label for logs, errors and metrics; never derived from credentials.
             `create_pool` names a URL's pool ``host:port/database`` (OpenTelemetry's
             default pool name), with ``#2``, ``#3``... for a second and third such pool.
@@ -143,6 +153,7 @@ class PoolConfig:
     homogeneous: bool = True
     max_size_bounds: Literal["open", "idle"] = "open"
     max_per_partition: int | None = None
+    server_pooler: ServerPooler | None = None
     name: str | None = None
     echo: bool | Literal["debug"] = False
     detailed_stats: bool = False
@@ -187,6 +198,7 @@ class PoolConfig:
             _check_choice("reset_on_return", reset, _RESET_NAMES, extra="None or a callable")
         _check_callable("on_connect", self.on_connect)
         _check_callable("session_callback", self.session_callback)
+        _check_server_pooler(self)
         if self.name is not None and not isinstance(self.name, str):
             raise ConfigError(f"name must be a string or None, not {type(self.name).__name__}")
         if self.echo not in (True, False, "debug"):
@@ -234,6 +246,37 @@ class PoolConfig:
         return settings
 
 
+def _check_server_pooler(config: PoolConfig) -> None:
+    """``server_pooler`` is a pool mode sessionpool can work under, and the settings that
+    need a lasting server session are not asked of a transaction-mode pooler."""
+    mode: object = config.server_pooler
+    if mode is None:
+        return
+    if mode == "statement":
+        raise ConfigError(
+            "server_pooler='statement' is not supported: a statement-mode pooler runs every "
+            "statement on any server session, so no transaction can span two statements and "
+            "the pool's rollback on return means nothing; run the pooler in transaction mode "
+            "and use server_pooler='transaction'"
+        )
+    _check_choice("server_pooler", mode, _SERVER_POOLERS, extra="None")
+    if mode != "transaction":
+        return
+    if config.reset_on_return == "full":
+        raise ConfigError(
+            "reset_on_return='full' cannot work with server_pooler='transaction': the pooler "
+            "hands each transaction whichever server session is free, so there is no session "
+            "of this connection to clear; use reset_on_return='rollback' (the default)"
+        )
+    if config.session_callback is not None:
+        raise ConfigError(
+            "session_callback cannot work with server_pooler='transaction': the session state "
+            "it sets for a tag does not outlive the transaction it was set in (the pooler "
+            "hands the next one another server session); set it per transaction (SET LOCAL) "
+            "instead"
+        )
+
+
 def _check_int(name: str, value: object, *, lowest: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
@@ -263,6 +306,7 @@ _TEXT_KINDS: dict[str, type] = {
     "connect_timeout": float,
     "leak_threshold": float,
     "reset_on_return": str,
+    "server_pooler": str,
     "name": str,
     "echo": str,
     "detailed_stats": bool,
@@ -278,6 +322,7 @@ _NONE_ALLOWED = frozenset(
         "max_idle",
         "keepalive_interval",
         "leak_threshold",
+        "server_pooler",
     }
 )
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True}

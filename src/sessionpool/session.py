@@ -60,6 +60,7 @@ class Session(SessionState):
             isolation_level=isolation_level,
             reconnect=reconnect,
             acquire_args=acquire_args,
+            server_pooler=pool.config.server_pooler,
         )
         self._pool = pool
         self._owner = threading.get_ident()
@@ -79,17 +80,20 @@ class Session(SessionState):
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement now, inside the session's transaction; returns the cursor."""
         self._check()
+        self._check_sql(sql)
         return self._run(lambda connection: _execute(connection.cursor(), sql, params))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
         """Run one statement for each parameter set, batched by the driver."""
         self._check()
+        self._check_sql(sql)
         rows = list(seq_of_params)
         self._run(functools.partial(_executemany, sql=sql, rows=rows))
 
     def fetch(self, sql: str, params: Params = None) -> list[Any]:
         """Run a query and return all its rows."""
         self._check()
+        self._check_sql(sql)
         rows: list[Any] = self._run(
             lambda connection: _fetch(connection, sql, params, all_rows=True)
         )
@@ -98,6 +102,7 @@ class Session(SessionState):
     def fetchone(self, sql: str, params: Params = None) -> Any:
         """Run a query and return its first row, or None."""
         self._check()
+        self._check_sql(sql)
         return self._run(lambda connection: _fetch(connection, sql, params, all_rows=False))
 
     def flush(self) -> None:

@@ -653,7 +653,13 @@ class AsyncPool(PoolBase):
             return
         driver = self._connector.driver
         try:
+            if self._server_pooler == "transaction":
+                await driver.adapt_to_pooler(connection)
             await driver.opened(connection)
+            # One event loop runs the pool: the claim needs no lock.
+            if self._pooler_unchecked and self._claim_pooler_check():
+                pids = await driver.pooler_in_front(connection, self._config.ping_timeout)
+                self._warn_if_pooled(pids)
             if self._on_connect is not None:
                 await self._call_on_connect(connection)
                 await driver.end_transaction(connection, self._config.reset_timeout)

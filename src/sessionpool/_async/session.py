@@ -75,6 +75,7 @@ class AsyncSession(SessionState):
             isolation_level=isolation_level,
             reconnect=reconnect,
             acquire_args=acquire_args,
+            server_pooler=pool.config.server_pooler,
         )
         self._pool = pool
         # Weak: a session kept in its task's context (AsyncScopedSession) must not keep the
@@ -100,23 +101,27 @@ class AsyncSession(SessionState):
         """Run one statement now, inside the session's transaction; returns what the driver
         returns for it: the cursor, or asyncpg's status string ("INSERT 0 1")."""
         self._check()
+        self._check_sql(sql)
         return await self._run(lambda driver, raw: driver.execute(raw, sql, params))
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
         """Run one statement for each parameter set, batched by the driver."""
         self._check()
+        self._check_sql(sql)
         rows = list(seq_of_params)
         await self._run(functools.partial(_executemany, sql=sql, rows=rows))
 
     async def fetch(self, sql: str, params: Params = None) -> list[Any]:
         """Run a query and return all its rows."""
         self._check()
+        self._check_sql(sql)
         rows = await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=True))
         return list(rows)
 
     async def fetchone(self, sql: str, params: Params = None) -> Any:
         """Run a query and return its first row, or None."""
         self._check()
+        self._check_sql(sql)
         return await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=False))
 
     async def flush(self) -> None:

@@ -628,6 +628,10 @@ class Pool(PoolBase):
             self._on_connect(connection)
         slot.fresh = True
 
+    def _claim_pooler_check_locked(self) -> bool:
+        with self._lock:
+            return self._claim_pooler_check()
+
     def _discard(self, slot: Slot, reason: str) -> None:
         with self._lock:
             self._core.discard(slot, reason)
@@ -689,7 +693,11 @@ class Pool(PoolBase):
             return
         driver = self._connector.driver
         try:
+            if self._server_pooler == "transaction":
+                driver.adapt_to_pooler(connection)
             driver.opened(connection)
+            if self._pooler_unchecked and self._claim_pooler_check_locked():
+                self._warn_if_pooled(driver.pooler_in_front(connection, self._config.ping_timeout))
         except BaseException as exc:
             self._close_quietly(connection, "driver set-up failed")
             self._report_open_failure(key, exc, request)

@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 from ..errors import ConfigError, ConnectionDead, UsageError
 from ..url import URL
 from . import failover
-from .base import Connector, Driver, count_attempts, failover_plan, point_at_host, scrub_error
+from .base import (
+    Connector,
+    Driver,
+    count_attempts,
+    failover_plan,
+    point_at_host,
+    scrub_error,
+    with_pooler_arguments,
+)
 from .failover import Attempt
 
 __all__ = [
@@ -115,6 +123,14 @@ class AsyncDriver:
 
     async def opened(self, connection: Any) -> None:
         """Called once with each new connection, before the pool's ``on_connect``."""
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        """As `Driver.adapt_to_pooler`: make a new connection safe behind a
+        transaction-mode pooler, or raise `ConfigError` when it cannot be."""
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """As `Driver.pooler_in_front`: (protocol pid, server pid) when they differ."""
+        return None
 
     def is_closed(self, connection: Any) -> bool:
         """True when the driver already knows the connection is closed or broken."""
@@ -265,6 +281,10 @@ class AsyncURLDriver(AsyncDriver):
     def connect_timeout_value(self, seconds: float) -> Any:
         return seconds
 
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """As `URLDriver.pooler_arguments`."""
+        return {}
+
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -296,6 +316,9 @@ class AsyncConnector:
         """As `Connector.connect_attempts`: the pool bounds a connect by ``connect_timeout``
         times this."""
         return 1
+
+    def use_server_pooler(self, mode: str | None) -> None:
+        """As `Connector.use_server_pooler`."""
 
     def describe(self) -> str:
         return type(self).__name__
@@ -359,6 +382,12 @@ class AsyncURLConnector(AsyncConnector):
     def connect_attempts(self) -> int:
         return count_attempts(self.url, self.arguments)
 
+    def use_server_pooler(self, mode: str | None) -> None:
+        """As `URLConnector.use_server_pooler`."""
+        self.arguments = with_pooler_arguments(
+            self.arguments, self._given, self.driver.pooler_arguments(mode) if mode else {}, mode
+        )
+
     async def connect(self, user: str | None = None, password: str | None = None) -> Any:
         if self._attempts is None:
             return await self._open(self.arguments, user, password)
@@ -415,6 +444,12 @@ class _ExecutorDriver(AsyncDriver):
 
     async def opened(self, connection: Any) -> None:
         await self._run(60.0, self.sync.opened, connection)
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        await self._run(60.0, self.sync.adapt_to_pooler, connection)
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        return await self._run(timeout, self.sync.pooler_in_front, connection, timeout)
 
     def is_closed(self, connection: Any) -> bool:
         return self.sync.is_closed(connection)
@@ -550,6 +585,9 @@ class ExecutorConnector(AsyncConnector):
 
     def connect_attempts(self) -> int:
         return self.sync.connect_attempts()
+
+    def use_server_pooler(self, mode: str | None) -> None:
+        self.sync.use_server_pooler(mode)
 
     def _close_if_connected(self, opening: asyncio.Future[Any]) -> None:
         if not opening.cancelled() and opening.exception() is None:

@@ -11,7 +11,7 @@ import inspect
 import weakref
 from typing import Any, ClassVar
 
-from ..errors import ConnectionDead, TransactionAborted, UsageError
+from ..errors import ConfigError, ConnectionDead, TransactionAborted, UsageError
 from ..url import URL
 from .async_base import AsyncURLDriver, finish_detached, within
 from .base import ArgumentKind, convert_arguments, isolation_name, with_credentials
@@ -94,6 +94,37 @@ class AsyncpgDriver(AsyncURLDriver):
     async def open(self, arguments: dict[str, Any], user: str | None, password: str | None) -> Any:
         assert self.module is not None
         return await self.module.connect(**with_credentials(arguments, user, password))
+
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """Behind a transaction-mode pooler, no statement cache: asyncpg then prepares every
+        statement unnamed, in the same exchange that runs it, instead of naming it
+        (``__asyncpg_stmt_1__``) on a server session the pooler may not give back."""
+        return {"statement_cache_size": 0} if mode == "transaction" else {}
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        # A creator's connection: its cache size is fixed at connect, so refuse, not adapt.
+        size = getattr(getattr(connection, "_config", None), "statement_cache_size", 0)
+        if size:
+            raise ConfigError(
+                f"the creator's asyncpg connection has statement_cache_size={size}, which "
+                "cannot work with server_pooler='transaction' (its named prepared statements "
+                "live on a server session the pooler may not give back); pass "
+                "statement_cache_size=0 to asyncpg.connect"
+            )
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """As the psycopg adapters: the pid the protocol announced against the server's
+        own. Asked in a transaction (so a pooler keeps one server session for it) through
+        an unnamed statement (so nothing named is left on that session)."""
+        protocol_pid = int(connection.get_server_pid())
+
+        async def server_pid() -> int:
+            async with connection.transaction():
+                statement = await connection.prepare("SELECT pg_backend_pid()", name="")
+                return int(await statement.fetchval())
+
+        pid = await within(timeout, server_pid(), quick_cancel=True)
+        return None if protocol_pid == pid else (protocol_pid, pid)
 
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.is_closed())
@@ -278,6 +309,32 @@ class AsyncPsycopgDriver(AsyncURLDriver):
             self._baseline = {
                 name: getattr(connection, name) for name in self._ATTRIBUTES + self._SETTERS
             }
+
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """As the threaded psycopg adapter: no automatic server-side prepared statements."""
+        return {"prepare_threshold": None} if mode == "transaction" else {}
+
+    async def adapt_to_pooler(self, connection: Any) -> None:
+        connection.prepare_threshold = None
+
+    async def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """As the threaded psycopg adapter, in autocommit for the query only."""
+        protocol_pid = int(connection.info.backend_pid)
+
+        async def server_pid() -> int:
+            restore = not connection.autocommit
+            if restore:
+                await connection.set_autocommit(True)
+            try:
+                cursor = await connection.execute("SELECT pg_backend_pid()", prepare=False)
+                row = await cursor.fetchone()
+            finally:
+                if restore:
+                    await connection.set_autocommit(False)
+            return int(row[0])
+
+        pid = await within(timeout, server_pid(), quick_cancel=False)
+        return None if protocol_pid == pid else (protocol_pid, pid)
 
     def is_closed(self, connection: Any) -> bool:
         return bool(connection.closed or connection.broken)

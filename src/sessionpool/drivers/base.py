@@ -29,6 +29,7 @@ __all__ = [
     "URLDriver",
     "convert_arguments",
     "with_credentials",
+    "with_pooler_arguments",
 ]
 
 
@@ -58,6 +59,24 @@ class Driver:
 
     def opened(self, connection: Any) -> None:
         """Called once with each new connection, before the pool's ``on_connect``."""
+
+    # -- behind a server-side pooler (PoolConfig.server_pooler) ----------------------------
+
+    def adapt_to_pooler(self, connection: Any) -> None:
+        """Make a new connection safe behind a transaction-mode pooler: turn off what keeps
+        state in the server session across transactions (server-side prepared statements).
+        Called once per connection, before `opened`; raises `ConfigError` when the
+        connection was made in a way that cannot work there."""
+
+    def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """Look for a pooler between this new connection and the server, within ``timeout``.
+
+        Returns (the backend pid the protocol announced, the server's own backend pid) when
+        they differ, which a pooler such as PgBouncer causes; None when they agree or the
+        driver cannot tell. Runs once per pool, on its first connection, outside any
+        transaction, and leaves none open.
+        """
+        return None
 
     # -- local checks (no round trip) ------------------------------------------------------
 
@@ -233,6 +252,11 @@ class Connector:
         it may try (an `AsyncPool` bounds a connect by ``connect_timeout`` times this)."""
         return 1
 
+    def use_server_pooler(self, mode: str | None) -> None:
+        """Open connections fit for a server pooler in pool ``mode`` (see
+        `URLConnector.use_server_pooler`); connections from a creator are adapted after
+        they open (`Driver.adapt_to_pooler`)."""
+
     def dispose(self) -> None:
         """Release what the connector itself holds; the pool calls it when it closes."""
 
@@ -352,6 +376,11 @@ class URLDriver(Driver):
         """``seconds`` as the driver wants it in ``connect_timeout_argument``."""
         return seconds
 
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """Connect arguments a connection needs behind a server pooler in pool ``mode``
+        (those that cannot be changed once it is open)."""
+        return {}
+
     def arguments_from_url(self, url: URL, connect_args: dict[str, Any]) -> dict[str, Any]:
         """The driver's connect arguments for ``url``, checked; raises `ConfigError`."""
         raise NotImplementedError
@@ -390,6 +419,17 @@ class URLConnector(Connector):
 
     def connect_attempts(self) -> int:
         return count_attempts(self.url, self.arguments)
+
+    def use_server_pooler(self, mode: str | None) -> None:
+        """Set the connect arguments the driver needs behind a pooler in pool ``mode``.
+
+        Raises:
+            ConfigError: the URL or connect_args set one of them to a value that cannot work
+                there (the message names it).
+        """
+        self.arguments = with_pooler_arguments(
+            self.arguments, self._given, self.driver.pooler_arguments(mode) if mode else {}, mode
+        )
 
     def connect(self, user: str | None = None, password: str | None = None) -> Any:
         if self._attempts is None:
@@ -444,6 +484,25 @@ def count_attempts(url: URL, arguments: dict[str, Any]) -> int:
     """How many per-host connect limits a connect to ``url`` may use (see `connect_attempts`);
     the same whether the driver or the connector walks the hosts."""
     return max(1, len(failover.plan(url.hosts, arguments.get("target_session_attrs"))))
+
+
+def with_pooler_arguments(
+    arguments: dict[str, Any], given: set[str], needed: dict[str, Any], mode: str | None
+) -> dict[str, Any]:
+    """``arguments`` with ``needed`` set (a copy). A needed one the user ``given`` with
+    another value raises `ConfigError` naming it: a silent override would hide a setting
+    that cannot work behind the pooler."""
+    merged = dict(arguments)
+    for name, value in needed.items():
+        if name in given and merged.get(name) != value:
+            raise ConfigError(
+                f"{name}={merged.get(name)!r} (from the URL or connect_args) cannot work with "
+                f"server_pooler={mode!r}: it keeps named prepared statements on a server "
+                f"session the pooler may not give back; leave it out (sessionpool sets "
+                f"{name}={value!r})"
+            )
+        merged[name] = value
+    return merged
 
 
 def scrub_error(error: BaseException, secrets: list[str]) -> None:

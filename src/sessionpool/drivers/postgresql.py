@@ -234,6 +234,29 @@ class _PostgreSQLDriver(URLDriver):
     def _execute(self, connection: Any, sql: str) -> None:
         raise NotImplementedError
 
+    def _server_pid(self, connection: Any) -> int:
+        raise NotImplementedError
+
+    def _protocol_pid(self, connection: Any) -> int:
+        raise NotImplementedError
+
+    def pooler_in_front(self, connection: Any, timeout: float) -> tuple[int, int] | None:
+        """PgBouncer (and other poolers) answer the startup with a backend pid of their own
+        (the key for cancel requests), not the server's: a mismatch with the server's
+        ``pg_backend_pid()`` means a pooler is in between. The query runs in autocommit,
+        so it leaves no transaction open."""
+        protocol_pid = self._protocol_pid(connection)
+        with self.time_limit(connection, timeout):
+            if connection.autocommit:
+                server_pid = self._server_pid(connection)
+            else:
+                connection.autocommit = True  # a local switch while idle, as in `ping`
+                try:
+                    server_pid = self._server_pid(connection)
+                finally:
+                    connection.autocommit = False
+        return None if protocol_pid == server_pid else (protocol_pid, server_pid)
+
     def isolation_level(self, connection: Any) -> str | None:
         level = connection.isolation_level  # None: the server's default
         if level is None:
@@ -313,6 +336,23 @@ class PsycopgDriver(_PostgreSQLDriver):
     def _execute(self, connection: Any, sql: str) -> None:
         connection.execute(sql, prepare=False)
 
+    def _server_pid(self, connection: Any) -> int:
+        row = connection.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+        return int(row[0])
+
+    def _protocol_pid(self, connection: Any) -> int:
+        return int(connection.info.backend_pid)
+
+    def pooler_arguments(self, mode: str) -> dict[str, Any]:
+        """Behind a transaction-mode pooler, no automatic server-side prepared statements:
+        psycopg names them per client connection (``_pg3_0``...), and the pooler runs the
+        next transaction on a server session that lacks them (or has another client's)."""
+        return {"prepare_threshold": None} if mode == "transaction" else {}
+
+    def adapt_to_pooler(self, connection: Any) -> None:
+        # The same for a creator's connections, which `pooler_arguments` never reaches.
+        connection.prepare_threshold = None
+
     def full_reset(self, connection: Any, timeout: float) -> bool:
         """``DISCARD ALL`` + ``RESET ROLE``, then psycopg's client side: its prepared-statement
         cache (psycopg clears it on seeing DISCARD ALL), queued notifications, notice and
@@ -374,6 +414,17 @@ class Psycopg2Driver(_PostgreSQLDriver):
     def _execute(self, connection: Any, sql: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(sql)
+
+    def _server_pid(self, connection: Any) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return int(cursor.fetchone()[0])
+
+    def _protocol_pid(self, connection: Any) -> int:
+        return int(connection.get_backend_pid())
+
+    # adapt_to_pooler: nothing to do. psycopg2 binds parameters on the client and sends
+    # every statement with the simple query protocol: it never prepares server-side.
 
     def full_reset(self, connection: Any, timeout: float) -> bool:
         """``DISCARD ALL`` + ``RESET ROLE``, queued notifications and notices, and the

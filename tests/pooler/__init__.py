@@ -1,0 +1,1 @@
+"""Tests of sessionpool behind a real PgBouncer (transaction and session pool modes)."""
