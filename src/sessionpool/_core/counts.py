@@ -6,7 +6,7 @@ Built from a PoolState by the shell under its lock; pure data, no I/O. The publi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .state import PoolState
@@ -39,7 +39,7 @@ class CoreCounts:
     keepalive_failures: int
     leaks_reported: int
     reclaimed: int
-    closed_by_reason: dict[str, int]
+    closed_by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,10 +7,10 @@ without ever zeroing a counter the pool itself relies on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .._core.counts import CoreCounts
 from .histogram import HistogramSnapshot
 
 __all__ = ["COUNTERS", "PoolStats"]
@@ -43,8 +43,9 @@ _HISTOGRAMS = ("wait_time", "use_time", "connect_time", "reset_time")
 
 
 @dataclass(frozen=True, slots=True)
-class PoolStats:
-    """A consistent snapshot: figures now (``busy`` ... ``waiting``), counters, and timing
+class PoolStats(CoreCounts):
+    """A consistent snapshot: the core's figures and counters (`CoreCounts`: ``busy`` ...
+    ``waiting`` now, ``acquires`` ... since creation), the shells' counters, and timing
     histograms in seconds, since the pool was created (or, from ``stats(reset=True)``, since
     the previous such reading; ``elapsed`` says how long that is).
 
@@ -55,28 +56,6 @@ class PoolStats:
     samples taken at least once a second and on every acquire that waits.
     """
 
-    min_size: int
-    max_size: int
-    hard_cap: int | None
-    opened: int
-    busy: int
-    idle: int
-    opening: int
-    waiting: int
-    acquires: int
-    waits: int
-    handoffs: int
-    timeouts: int
-    exhausted: int
-    connections_opened: int
-    connections_closed: int
-    connect_errors: int
-    retired_idle: int
-    retired_expired: int
-    keepalive_failures: int
-    leaks_reported: int
-    reclaimed: int
-    closed_by_reason: Mapping[str, int] = field(default_factory=dict)
     pings: int = 0
     ping_failures: int = 0
     resets: int = 0
