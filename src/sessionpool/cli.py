@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .demo import QUICK_SECONDS, DemoSettings, run_demo
-from .errors import Error
+from .errors import Error, UsageError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -220,7 +220,12 @@ def add_top(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def top_command(args: argparse.Namespace) -> int:
     from .top import TopOptions, run_top
 
-    return run_top(TopOptions(endpoint=args.endpoint, interval=args.interval, once=args.once))
+    try:
+        options = TopOptions(endpoint=args.endpoint, interval=args.interval, once=args.once)
+    except UsageError as exc:  # a malformed ENDPOINT is a usage error, like argparse's own
+        print(f"sessionpool top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_top(options)
 
 
 # -- argument types -------------------------------------------------------------------------
