@@ -68,7 +68,11 @@ def metrics_frame(
         )
     if not rows:
         table.add_row("(no sessionpool_* series at this endpoint)", *[""] * 12)
-    lines = [_heading(f"sessionpool top: {endpoint}", plain), table, Text(_caption(rows, stamp))]
+    lines: list[RenderableType] = [
+        _heading(f"sessionpool top: {endpoint}", plain),
+        table,
+        Text(_caption(rows, stamp)),
+    ]
     if problem:
         lines.append(Text(problem, style="" if plain else "bold red"))
     return Group(*lines)
@@ -84,7 +88,7 @@ def server_frame(view: ServerView, stamp: str, plain: bool, problem: str = "") -
         table.add_row(*row)
     if not view.rows:
         table.add_row("(no other session)", *[""] * (len(view.columns) - 1))
-    lines = [_heading(view.title, plain), table, Text(f"at {stamp}")]
+    lines: list[RenderableType] = [_heading(view.title, plain), table, Text(f"at {stamp}")]
     lines += [Text(note) for note in view.notes]
     if problem:
         lines.append(Text(problem, style="" if plain else "bold red"))
