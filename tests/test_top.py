@@ -387,3 +387,19 @@ def test_live_view_refreshes_on_a_terminal_and_ctrl_c_exits_0(endpoint: str) -> 
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
     assert "127.0.0.1:5432/orders" in text and "127.0.0.1:3306/users" in text
     assert "rates from the next refresh" in text  # the first frame, before any rate
+
+
+def test_without_the_cli_extra_top_says_what_to_install(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "rich" else real_find_spec(name, *args),
+    )
+    assert main(["top", endpoint, "--once", "--interval", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "sessionpool top needs rich: pip install 'sessionpool[cli]'" in err

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from .._optional import require
 from ..errors import UsageError
 from . import aio, threaded
 from .report import SuiteResult, write_chart, write_markdown
@@ -60,7 +61,9 @@ def run_bench(options: BenchOptions, stdout: TextIO | None = None) -> int:
         stdout: where the summary goes (default ``sys.stdout``); the bar goes to stderr.
     Raises:
         UsageError: the output directory cannot be created.
+        MissingExtra: rich or matplotlib is not installed (the [cli] extra).
     """
+    require("sessionpool bench", "cli", "rich", "matplotlib")
     from rich.console import Console
     from rich.progress import (
         BarColumn,

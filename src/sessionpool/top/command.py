@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from .._optional import require
 from ..errors import UsageError
 from .metrics import Scrape, ScrapeError, fetch, figures, parse
 from .server import ServerView, ServerWatcher, is_database_url
@@ -65,7 +66,9 @@ def run_top(options: TopOptions, stdout: TextIO | None = None) -> int:
         are shown under the last good frame while top keeps trying).
     Raises:
         ConfigError: a database URL that cannot be parsed (the message hides its password).
+        MissingExtra: rich or prometheus_client is not installed (the [cli] extra).
     """
+    require("sessionpool top", "cli", "rich", "prometheus_client")
     from rich.console import Console
 
     out = stdout if stdout is not None else sys.stdout
