@@ -22,8 +22,10 @@ from prometheus_client.core import (
     Metric,
 )
 
+import sessionpool
 from sessionpool.cli import main
 from sessionpool.top.metrics import Histogram, figures, histogram_quantile, parse
+from tests.fakes.polling import eventually
 
 PG_URL = "postgresql://postgres:top-secret-pw@127.0.0.1:5432/test"
 MARIADB_URL = "mysql://root@127.0.0.1:3306/test"  # root has no password here
@@ -275,6 +277,39 @@ def test_malformed_endpoint_is_a_usage_error_that_never_echoes_it(
     err = capsys.readouterr().err
     assert "ENDPOINT must be a metrics URL" in err
     assert "hunter2" not in err
+
+
+def test_top_reads_a_real_pool_through_the_prometheus_exporter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """End to end: a pool on the real PostgreSQL, exported by sessionpool.observe.prometheus,
+    two connections held and one caller waiting."""
+    exporter = pytest.importorskip("sessionpool.observe.prometheus")
+    registry = CollectorRegistry()
+    pool = sessionpool.create_pool(
+        "postgresql://postgres@127.0.0.1:5432/test", min_size=2, max_size=2, name="top-e2e"
+    )
+    held = [pool.acquire(), pool.acquire()]
+    waiter = threading.Thread(target=lambda: pool.acquire(timeout=60).release())
+    try:
+        exporter.register(pool, registry=registry)
+        server = exporter.serve(0, registry=registry)
+        waiter.start()
+        eventually(lambda: pool.stats().waiting == 1, "the third acquire waits", timeout=30)
+        try:
+            assert main(["top", server.url, "--once", "--interval", "0.2"]) == 0
+        finally:
+            server.close()
+    finally:
+        for lease in held:
+            lease.release()
+        waiter.join(30)
+        pool.close()
+    out = capsys.readouterr().out
+    header = table_row(out, "pool")
+    row = dict(zip(header, table_row(out, "top-e2e"), strict=True))
+    assert (row["used"], row["idle"], row["max"], row["waiting"]) == ("2", "0", "2", "1")
+    assert row["busy peak"] == "2" and row["timeouts"] == "0"
 
 
 # -- database servers -------------------------------------------------------------------------
