@@ -352,17 +352,32 @@ def test_mariadb_view_groups_sessions_by_user_and_command(
     assert re.search(r"MariaDB/MySQL 10\.\S+ at", out)
 
 
-def test_unreachable_database_exits_1_without_the_password(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_unreachable_database_exits_1_with_one_line_without_the_password() -> None:
+    """Run as a user runs it (no pytest log capture): the pool's own connect warning must not
+    repeat the message top prints."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"postgresql://postgres:top-secret-pw@127.0.0.1:{port}/test"
-    assert main(["top", url, "--once"]) == 1
-    err = capsys.readouterr().err
-    assert f"sessionpool top: cannot connect to postgresql://postgres:***@127.0.0.1:{port}" in err
-    assert "top-secret-pw" not in err
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionpool", "top", url, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(
+        f"sessionpool top: cannot connect to postgresql://postgres:***@127.0.0.1:{port}/test: "
+    )
+    assert "refused" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "top-secret-pw" not in done.stderr
 
 
 def test_rejected_login_exits_1_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:

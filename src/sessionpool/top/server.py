@@ -6,17 +6,20 @@ any session's query text (which may carry secrets of its own).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..observe.echo import pool_logger
 from ..url import URL, parse_url, scrub_secrets
 
 __all__ = ["ServerView", "ServerWatcher", "is_database_url"]
 
 POSTGRESQL_DIALECTS = frozenset({"postgresql", "postgres", "pgsql"})
 MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+POOL_NAME = "sessionpool-top"
 CONNECT_TIMEOUT = 5.0  # seconds; top is a diagnostic, it must not sit on a dead server
 
 
@@ -67,6 +70,12 @@ class ServerWatcher:
         """
         from ..factory import create_pool
 
+        # top reports a failed connect itself, in one line naming the URL; the pool's own
+        # warning would say it a second time (through logging's last-resort stderr handler).
+        quiet = pool_logger(POOL_NAME)
+        quiet.propagate = False
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
         try:
             self._pool = create_pool(
                 self._url,
@@ -74,7 +83,7 @@ class ServerWatcher:
                 max_size=1,
                 connect_timeout=CONNECT_TIMEOUT,
                 wait_timeout=CONNECT_TIMEOUT,
-                name="sessionpool top",
+                name=POOL_NAME,
             )
         except ConfigError:
             raise
