@@ -33,6 +33,9 @@ POOL_COLUMNS = (
     "use mean",
 )
 
+# Server-view columns that hold names (left-aligned); the others hold figures.
+TEXT_COLUMNS = frozenset({"application", "state", "user", "command", "users", "databases"})
+
 
 def metrics_frame(
     endpoint: str, rows: Sequence[PoolFigures], stamp: str, plain: bool, problem: str = ""
@@ -81,9 +84,10 @@ def metrics_frame(
 def server_frame(view: ServerView, stamp: str, plain: bool, problem: str = "") -> RenderableType:
     """One frame of a database server's sessions, with its notes under the table."""
     table = Table(*view.columns, box=box.MARKDOWN if plain else box.SIMPLE_HEAVY)
-    for index in range(2, len(view.columns)):
-        if view.columns[index] != "users" and view.columns[index] != "databases":
-            table.columns[index].justify = "right"
+    for column in table.columns:
+        if column.header in TEXT_COLUMNS:
+            continue
+        column.justify = "right"
     for row in view.rows:
         table.add_row(*row)
     if not view.rows:
