@@ -21,7 +21,7 @@ from sessionpool.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-BENCH_TIMEOUT = 300.0  # seconds; the quick run takes about 15 on this 2-core machine
+BENCH_TIMEOUT = 300.0  # seconds; the quick run takes 5 to 10 on this 2-core machine
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
