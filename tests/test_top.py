@@ -453,3 +453,14 @@ def test_without_the_cli_extra_top_says_what_to_install(
     assert main(["top", endpoint, "--once", "--interval", "0.1"]) == 1
     err = capsys.readouterr().err
     assert "sessionpool top needs rich: pip install 'sessionpool[cli]'" in err
+
+
+def test_a_password_in_a_metrics_url_is_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://scraper:top-secret-pw@127.0.0.1:{port}/metrics"
+    assert main(["top", url, "--once", "--interval", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach http://scraper:***@127.0.0.1:{port}/metrics" in err
+    assert "top-secret-pw" not in err

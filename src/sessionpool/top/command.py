@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from .._optional import require
 from ..errors import UsageError
-from .metrics import Scrape, ScrapeError, fetch, figures, parse
+from .errors import EndpointError
+from .metrics import Scrape, fetch, figures, parse, shown_url
 from .server import ServerView, ServerWatcher, is_database_url
 
 if TYPE_CHECKING:  # rich is an optional extra ([cli]); imported when the command runs
@@ -95,7 +96,7 @@ def run_top(options: TopOptions, stdout: TextIO | None = None) -> int:
             console.print(first)
             return EXIT_OK
         return _live(console, frames, first, options.interval)
-    except (ScrapeError, ConnectionError) as exc:
+    except EndpointError as exc:
         print(f"sessionpool top: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     finally:
@@ -120,19 +121,20 @@ def _metrics_frames(endpoint: str, plain: bool) -> Frames:
     from .view import metrics_frame
 
     previous: list[Scrape] = []
+    shown = shown_url(endpoint)
 
     def frame() -> RenderableType:
         stamp = time.strftime("%H:%M:%S")
         try:
             scrape = parse(fetch(endpoint))
-        except ScrapeError as exc:
+        except EndpointError as exc:
             if not previous:
                 raise
             rows = figures(previous[-1])  # the last good figures, under the failure
-            return metrics_frame(endpoint, rows, stamp, plain, f"scrape failed: {exc}")
+            return metrics_frame(shown, rows, stamp, plain, f"scrape failed: {exc}")
         rows = figures(scrape, previous[-1] if previous else None)
         previous[:] = [scrape]
-        return metrics_frame(endpoint, rows, stamp, plain)
+        return metrics_frame(shown, rows, stamp, plain)
 
     return frame
 
@@ -146,7 +148,7 @@ def _server_frames(watcher: ServerWatcher, plain: bool) -> Frames:
         stamp = time.strftime("%H:%M:%S")
         try:
             view = watcher.read()
-        except ConnectionError as exc:
+        except EndpointError as exc:
             if not last:
                 raise
             return server_frame(last[-1], stamp, plain, str(exc))

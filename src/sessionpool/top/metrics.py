@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .errors import EndpointError
 
 if TYPE_CHECKING:  # prometheus_client is an optional extra ([cli]); imported when parsing
     from prometheus_client.samples import Sample
@@ -22,20 +25,16 @@ if TYPE_CHECKING:  # prometheus_client is an optional extra ([cli]); imported wh
 __all__ = [
     "PoolFigures",
     "Scrape",
-    "ScrapeError",
     "fetch",
     "figures",
     "histogram_quantile",
     "parse",
+    "shown_url",
 ]
 
 PREFIX = "sessionpool_"
 HISTOGRAMS = ("wait_seconds", "use_seconds", "connect_seconds", "reset_seconds")
 FETCH_TIMEOUT = 5.0  # seconds; a scrape that takes longer than this counts as unreachable
-
-
-class ScrapeError(Exception):
-    """The endpoint could not be reached or did not serve sessionpool metrics."""
 
 
 @dataclass
@@ -98,21 +97,32 @@ class PoolFigures:
     window: float | None  # seconds between the two scrapes
 
 
+def shown_url(url: str) -> str:
+    """``url`` as top prints it: a password in its user part replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def fetch(url: str, timeout: float = FETCH_TIMEOUT) -> str:
     """GET the exposition text.
 
     Raises:
-        ScrapeError: the endpoint is unreachable, answers with an error, or too slowly.
+        EndpointError: the endpoint is unreachable, answers with an error, or too slowly.
     """
+    shown = shown_url(url)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body: bytes = response.read()
     except urllib.error.HTTPError as exc:
-        raise ScrapeError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
+        raise EndpointError(f"{shown} answered HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise ScrapeError(f"cannot reach {url}: {exc.reason}") from None
+        raise EndpointError(f"cannot reach {shown}: {exc.reason}") from None
     except (OSError, ValueError) as exc:  # timeouts, resets, a malformed URL
-        raise ScrapeError(f"cannot read {url}: {exc}") from None
+        raise EndpointError(f"cannot read {shown}: {exc}") from None
     return body.decode("utf-8", errors="replace")
 
 
@@ -120,7 +130,7 @@ def parse(text: str, at: float | None = None) -> Scrape:
     """Group the ``sessionpool_*`` samples of an exposition text by their ``pool`` label.
 
     Raises:
-        ScrapeError: the text is not in the Prometheus text format.
+        EndpointError: the text is not in the Prometheus text format.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -131,7 +141,7 @@ def parse(text: str, at: float | None = None) -> Scrape:
                 if sample.name.startswith(PREFIX) and "pool" in sample.labels:
                     _add(pools[sample.labels["pool"]], sample.name[len(PREFIX) :], sample)
     except ValueError as exc:
-        raise ScrapeError(f"not a Prometheus exposition: {exc}") from None
+        raise EndpointError(f"not a Prometheus exposition: {exc}") from None
     return Scrape(time.monotonic() if at is None else at, dict(pools))
 
 

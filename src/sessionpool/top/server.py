@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..observe.echo import pool_logger
 from ..url import URL, parse_url, scrub_secrets
+from .errors import EndpointError
 
 __all__ = ["ServerView", "ServerWatcher", "is_database_url"]
 
@@ -65,7 +66,7 @@ class ServerWatcher:
         """Connect (once).
 
         Raises:
-            ConnectionError: the server cannot be reached; the message names the URL without
+            EndpointError: the server cannot be reached; the message names the URL without
                 its password.
         """
         from ..factory import create_pool
@@ -88,13 +89,13 @@ class ServerWatcher:
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConnectionError(f"cannot connect to {self.label}: {self._scrub(exc)}") from None
+            raise EndpointError(f"cannot connect to {self.label}: {self._scrub(exc)}") from None
 
     def read(self) -> ServerView:
         """The server's sessions now.
 
         Raises:
-            ConnectionError: the query failed (server gone, permission denied).
+            EndpointError: the query failed (server gone, permission denied).
         """
         if self._pool is None:
             self.open()
@@ -102,7 +103,7 @@ class ServerWatcher:
             with self._pool.acquire() as conn:
                 return self._read(conn)
         except Exception as exc:
-            raise ConnectionError(f"cannot read {self.label}: {self._scrub(exc)}") from None
+            raise EndpointError(f"cannot read {self.label}: {self._scrub(exc)}") from None
 
     def close(self) -> None:
         if self._pool is not None:
