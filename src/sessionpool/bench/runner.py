@@ -32,6 +32,9 @@ class BenchOptions:
 
     ``quick`` is a smoke run of a few seconds (shorter than the scripts' own ``--quick``):
     enough to see every contestant run and the files written, too short for figures to trust.
+
+    Raises:
+        UsageError: ``suites`` is empty or names an unknown suite.
     """
 
     out: Path
