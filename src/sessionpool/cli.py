@@ -8,10 +8,11 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import __version__
 from .demo import QUICK_SECONDS, DemoSettings, run_demo
-from .errors import ConfigError, DriverNotInstalled, Error
+from .errors import ConfigError, DriverNotInstalled, Error, UsageError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_demo(commands)
     add_check(commands)
+    add_bench(commands)
+    add_top(commands)
     return parser
 
 
@@ -199,6 +202,98 @@ def check_command(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return EXIT_OK
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+
+def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure sessionpool against the peer pools that are installed",
+        description=(
+            "Run the benchmark suite (the scenarios of benchmarks/bench_threaded.py and "
+            "benchmarks/bench_async.py) with a progress bar: sessionpool against a bare "
+            "lock-and-deque floor and the peers that are installed (SQLAlchemy, DBUtils, "
+            "psycopg_pool, asyncpg; install them with the [bench] extra). Peers that are "
+            "missing, or need a PostgreSQL at 127.0.0.1:5432 that does not answer, are "
+            "skipped and named. Writes DIR/bench.md (the tables of ratios) and DIR/bench.png "
+            "(a bar chart). A full run takes about 5 minutes."
+        ),
+        epilog="exit status: 0 files written, 1 failure, 2 usage error. Needs the [cli] extra.",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of a few seconds per suite (too short for figures to trust)",
+    )
+    bench.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("bench-results"),
+        help="directory for bench.md and bench.png, created if missing (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--only",
+        choices=["threaded", "async"],
+        help="run one suite only (default: both)",
+    )
+    bench.set_defaults(run=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from .bench.runner import SUITES, BenchOptions, run_bench
+
+    suites = (args.only,) if args.only else SUITES
+    return run_bench(BenchOptions(out=args.out, quick=args.quick, suites=suites))
+
+
+# -- top ------------------------------------------------------------------------------------
+
+
+def add_top(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    top = commands.add_parser(
+        "top",
+        help="watch a running pool's figures live, or a database server's sessions",
+        description=(
+            "ENDPOINT is either a Prometheus metrics URL (http://host:port/metrics, as served "
+            "by sessionpool.observe.prometheus.serve): one row per pool with its connections "
+            "(used/idle/opening of max), waiting callers, busy peak, acquires per second, "
+            "timeouts, errors, wait p50/p99 and mean use time. Or a database URL "
+            "(postgresql://..., mysql://...): the server's own view of its sessions, by "
+            "application and state (PostgreSQL) or by user and command (MariaDB/MySQL). "
+            "Passwords are never shown."
+        ),
+        epilog="exit status: 0 ok, 1 endpoint unreachable or unreadable, 2 usage error. "
+        "Needs the [cli] extra.",
+    )
+    top.add_argument("endpoint", metavar="ENDPOINT", help="http(s)://.../metrics or a database URL")
+    top.add_argument(
+        "--interval",
+        metavar="S",
+        type=positive_float,
+        default=2.0,
+        help="seconds between refreshes; rates are taken over one interval (default: %(default)s)",
+    )
+    top.add_argument(
+        "--once",
+        action="store_true",
+        help="print one frame and exit (plain text when stdout is not a terminal); for a "
+        "metrics URL it scrapes twice, --interval apart, to measure rates",
+    )
+    top.set_defaults(run=top_command)
+
+
+def top_command(args: argparse.Namespace) -> int:
+    from .top import TopOptions, run_top
+
+    try:
+        options = TopOptions(endpoint=args.endpoint, interval=args.interval, once=args.once)
+    except UsageError as exc:  # a malformed ENDPOINT is a usage error, like argparse's own
+        print(f"sessionpool top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_top(options)
 
 
 # -- argument types -------------------------------------------------------------------------
