@@ -76,7 +76,7 @@ def assert_clean_run(result: FleetResult, database: str, plan: Plan) -> None:
 def test_fleet_through_transaction_pooler(
     bouncer: PgBouncer, fleet_database: str, driver: str
 ) -> None:
-    # psycopg would prepare the repeated statements from their 5th run; asyncpg prepares
+    # psycopg would prepare the repeated statements from their 6th run; asyncpg prepares
     # every one: through a transaction pooler that fails ("prepared statement ... does not
     # exist") unless server_pooler="transaction" turns it off.
     plan = transaction_plan(bouncer, driver)
