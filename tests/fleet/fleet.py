@@ -84,6 +84,10 @@ class FleetResult:
         return sum(report.error_count for report in self.reports)
 
     @property
+    def connections_opened(self) -> int:
+        return sum(report.connections_opened for report in self.reports)
+
+    @property
     def connect_errors(self) -> int:
         return sum(report.connect_errors for report in self.reports)
 

@@ -98,6 +98,7 @@ class Report:
     error_count: int = 0
     errors: list[str] = field(default_factory=list)
     client_ports: list[int] = field(default_factory=list)
+    connections_opened: int = 0  # by this process's pool (client connections to a pooler)
     connect_errors: int = 0  # failed connects of the pool (retried by it, never a caller's)
     fatal: str | None = None  # the worker could not run at all (pool creation failed...)
 
@@ -124,6 +125,10 @@ class _Tally:
             self.report.error_count += 1
             if len(self.report.errors) < MAX_ERROR_TEXTS:
                 self.report.errors.append(text.strip())
+
+    def pool_figures(self, stats: sessionpool.PoolStats) -> None:
+        self.report.connections_opened = stats.connections_opened
+        self.report.connect_errors = stats.connect_errors
 
     def finish(self) -> Report:
         self.report.client_ports = sorted(self.ports)
@@ -214,7 +219,7 @@ async def _run_async(plan: Plan, tally: _Tally, go: Any, ready: Any) -> None:
         end = time.monotonic() + plan.duration
         lanes = [_async_lane(pool, plan, tally, lane, end) for lane in range(plan.lanes)]
         await asyncio.gather(*lanes)
-        tally.report.connect_errors = pool.stats().connect_errors
+        tally.pool_figures(pool.stats())
 
 
 # --------------------------------------------------------------------------- process entries
@@ -233,7 +238,7 @@ def spawned_worker(plan: Plan, worker: int, ready: Any, go: Any, results: Any) -
                 if not go.wait(START_PATIENCE):
                     raise TimeoutError("no go signal from the parent")
                 _drive_sync(pool, plan, tally)
-                tally.report.connect_errors = pool.stats().connect_errors
+                tally.pool_figures(pool.stats())
     except BaseException:
         tally.report.fatal = traceback.format_exc()
         ready.put(worker)  # never leave the parent waiting for a worker that died
@@ -250,7 +255,7 @@ def forked_worker(
         if not go.wait(START_PATIENCE):
             raise TimeoutError("no go signal from the parent")
         _drive_sync(pool, plan, tally)
-        tally.report.connect_errors = pool.stats().connect_errors
+        tally.pool_figures(pool.stats())
     except BaseException:
         tally.report.fatal = traceback.format_exc()
     results.put(tally.finish())
