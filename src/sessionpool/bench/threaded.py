@@ -277,7 +277,7 @@ def _sqlalchemy_subject() -> Subject:
 
 
 def _dbutils_subject() -> Subject:
-    from dbutils.pooled_db import PooledDB  # type: ignore[import-untyped]
+    from dbutils.pooled_db import PooledDB
 
     pool = PooledDB(
         creator=fake_dbapi_module(),
