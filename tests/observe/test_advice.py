@@ -390,6 +390,15 @@ def test_pools_in_many_processes_exceed_max_connections() -> None:
     assert advice.settings == {"max_size": 9}  # 80 % of 97, shared by 8
 
 
+def test_behind_a_transaction_pooler_the_pool_counts_client_connections() -> None:
+    config = PoolConfig(max_size=20, server_pooler="transaction")
+    advice = only(advise(None, config, POSTGRESQL, processes=8), "server_limit")
+    assert advice.severity == "info"  # 160 > 97 is fine: they end at the pooler
+    assert "20 x 8 processes = 160 connections are client connections" in advice.sentence
+    assert "default_pool_size" in advice.sentence
+    assert advice.settings == {}
+
+
 def test_approaching_max_connections_is_information() -> None:
     advice = only(advise(None, PoolConfig(max_size=20), POSTGRESQL, processes=4), "server_limit")
     assert advice.severity == "info"

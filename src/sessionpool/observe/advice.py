@@ -562,6 +562,18 @@ def _server_limit(context: _Context) -> Advice | None:
     # administrators, migrations, monitoring).
     fair = max(1, math.floor(usable * TARGET_UTILISATION / processes))
     cap = context.cap
+    if config.server_pooler == "transaction":
+        # Behind a transaction pooler the pool's connections end at the pooler: the server's
+        # limit bounds the pooler's server pools, which this pool cannot see.
+        clients = "any number of" if cap is None else f"{cap}{per_process} = {cap * processes}"
+        return Advice(
+            "server_limit",
+            "info",
+            f"Behind a transaction-mode pooler this pool's {clients} connections are client "
+            f"connections to the pooler (its max_client_conn must allow them); {limit_text} "
+            f"bound the pooler's server side instead: default_pool_size x (database, user) "
+            f"pairs x poolers, with room left for other clients (about {fair * processes}).",
+        )
     if cap is None:
         return Advice(
             "server_limit",
