@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit services bench clean sqlalchemy-suite
+.PHONY: demo test lint typecheck unit services bench bench-fleet clean sqlalchemy-suite
 
 demo: $(STAMP)
 	$(PY) -m sessionpool demo
@@ -39,6 +39,10 @@ services:
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_threaded.py
 	$(PY) benchmarks/bench_async.py
+
+# 8 processes straight at PostgreSQL and through a private PgBouncer (about a minute).
+bench-fleet: $(STAMP) services
+	$(PY) benchmarks/bench_fleet.py
 
 $(STAMP): pyproject.toml
 	bash tools/ensure_system_packages.sh
