@@ -120,15 +120,21 @@ class PoolBase:
         self._core = _core_for(config, lazy=config.lazy)
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
-        self.name = config.name or unique_name(
-            default_name(getattr(connector, "url", None)) or f"pool-{id(self):x}", self
+        label = config.name or default_name(getattr(connector, "url", None))
+        self.name: str = (
+            config.name if config.name else unique_name(label or f"pool-{id(self):x}", self)
         )
-        self._log = echo.pool_logger(self.name)
+        # A logger lives as long as the process: one per named pool (a set of names that
+        # does not grow with every pool created), the shared one for unnamed creator pools.
+        self._log = echo.pool_logger(self.name if label else None)
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf
         self._recorder = Recorder(monotonic())
         self._listeners = Listeners(self._hooks_changed)
+        # Detailed statistics turned on at run time (an exporter, `detailed_stats = True`):
+        # kept across reconfigure(), whose config says only what was asked at creation.
+        self._detailed_on = False
         # Behind a server pooler (server_pooler, fixed for the pool's life): the connector
         # sets its driver's arguments for it, and the first connection opened without the
         # setting is checked for a pooler in front (once per pool, never per connect).
@@ -157,7 +163,7 @@ class PoolBase:
         self._retiring = config.max_uses is not None or config.max_lifetime is not None
         # Leak tracking: acquires leave the fast lane to record where they happened.
         self._tracking = config.leak_threshold is not None
-        self._detailed = config.detailed_stats
+        self._detailed = config.detailed_stats or self._detailed_on
         self._hooks_changed()
         self._connector.limit_connects(config.connect_timeout)
 
@@ -298,6 +304,7 @@ class PoolBase:
     def detailed_stats(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise ConfigError(f"detailed_stats must be True or False, not {value!r}")
+        self._detailed_on = value
         self._detailed = value
         self._hooks_changed()
 
@@ -314,6 +321,28 @@ class PoolBase:
         listeners = self._listeners
         if listeners.any_for(kind):
             listeners.emit(PoolEvent(kind, self.name, connection, duration, reason, error))
+
+    def _handed_out(self, slot: Any, waited: float) -> None:
+        """An acquire that left the fast lane is done: its wait is recorded, then (in this
+        order, so that a reading in between never counts it twice) it becomes an acquire,
+        and "checkout" listeners are told."""
+        self._recorder.record_wait(waited, self._core.busy)
+        slot.handing_out = False
+        if self._lend_hooks:
+            self._lent(slot, waited)
+
+    def _replaced(self, old: Any, new: Any, took: float) -> None:
+        """A full reset put a new connection in a slot (the driver cannot reset in place):
+        counted and told as the old one dropped and the new one opened."""
+        reason = "replaced by a full reset"
+        with self._guard():
+            core = self._core
+            core.connections_opened += 1
+            core.connections_closed += 1
+            core.closed_by_reason[reason] = core.closed_by_reason.get(reason, 0) + 1
+        self._recorder.record_connect(took)
+        self._emit("drop", old, reason=reason)
+        self._emit("connect", new, took)
 
     def _lent(self, slot: Any, waited: float) -> None:
         """After a hand-out that left the fast lane: the "checkout" event."""
@@ -521,10 +550,13 @@ class PoolBase:
             return math.inf
         return now + lifetime * (1.0 - random.uniform(0.0, 0.025))
 
-    def _drop_failed(self, slot: Any, error: BaseException, what: str, suspect: bool) -> None:
+    def _drop_failed(
+        self, slot: Any, error: BaseException, what: str, suspect: bool, unlend: bool = False
+    ) -> None:
         """A reset or check on a lent slot failed: its session state is unknown, so drop the
         connection and say why. ``suspect`` also makes every connection used before now
-        suspect. What is not an Exception (a cancellation, an interrupt) is raised again."""
+        suspect, and ``unlend`` says it was being handed out (not an acquire after all). What
+        is not an Exception (a cancellation, an interrupt) is raised again."""
         if suspect:
             self._saw_disconnect(monotonic())
         self._log.warning(
@@ -534,11 +566,11 @@ class PoolBase:
             type(error).__name__,
             error,
         )
-        self._discard(slot, f"{what} failed")
+        self._discard(slot, f"{what} failed", unlend=unlend)
         if not isinstance(error, Exception):
             raise error
 
-    def _discard(self, slot: Any, reason: str) -> None:
+    def _discard(self, slot: Any, reason: str, unlend: bool = False) -> None:
         """Forget a lent slot and close its connection (each shell runs the effects)."""
         raise NotImplementedError
 
@@ -724,7 +756,15 @@ class PoolBase:
             "max_size or wait_timeout, or release connections sooner"
         )
 
+    def _count_timeout(self) -> None:
+        """An acquire timed out after the core had served it (its connection failed a check
+        or a reset): the core did not see that timeout, so it is counted here."""
+        with self._guard():
+            self._core.timeouts += 1
+
     def _no_fresh_session_error(self, timeout: float | None) -> PoolTimeout:
+        self._count_timeout()
+        self._emit("timeout", duration=timeout)
         return PoolTimeout(
             f"pool {self.name!r}: no fresh session within {timeout} s: resetting the ones "
             "found failed (see the log)"

@@ -122,8 +122,9 @@ class PoolConfig:
             default pool name), with ``#2``, ``#3``... for a second and third such pool.
         echo: log what the pool does, as SQLAlchemy's ``echo_pool``: True logs connects,
             closes and timeouts at INFO, ``"debug"`` also every checkout, checkin and reset,
-            under the logger ``sessionpool.pool.<name>`` (a stderr handler is added when
-            logging is not configured). Off, it costs nothing.
+            under the logger ``sessionpool.pool.<name>`` (``sessionpool.pool`` for a
+            creator's pool given no name; a stderr handler is added when logging is not
+            configured). Off, it costs nothing.
         detailed_stats: also record how long each borrower holds its connection (the
             ``use_time`` histogram) and the exact peak of borrowed connections, on every
             return. Off by default: it adds about half a microsecond to each return (the

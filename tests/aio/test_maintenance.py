@@ -38,7 +38,7 @@ def warnings_of_pool(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord
     return [
         record
         for record in caplog.records
-        if record.name.startswith("sessionpool.pool.") and record.levelno == logging.WARNING
+        if record.name.startswith("sessionpool.pool") and record.levelno == logging.WARNING
     ]
 
 

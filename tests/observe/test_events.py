@@ -54,7 +54,8 @@ def test_a_connections_life_in_order(url: str) -> None:
     seen = listen_all(pool)
     for _ in range(2):
         with pool.acquire() as conn:
-            conn.execute("select 1")
+            conn.execute("create table if not exists t (x)")
+            conn.execute("insert into t values (1)")  # left open: the reset rolls it back
     pool.close()
     eventually(lambda: "close" in seen.kinds(), "the retired connection closed")
     assert seen.kinds() == [
@@ -77,6 +78,16 @@ def test_a_connections_life_in_order(url: str) -> None:
     assert seen.of("close")[0].reason == "max_uses reached"
     held = seen.of("checkin")[0].duration
     assert held is not None and held >= 0
+
+
+def test_no_reset_is_reported_when_nothing_was_left_open(url: str) -> None:
+    pool = sessionpool.create_pool(url, min_size=1, max_size=1)
+    seen = listen_all(pool)
+    with pool.acquire() as conn:
+        conn.execute("select 1")  # no transaction: the driver knows, nothing to reset
+    assert "reset" not in seen.kinds()
+    assert pool.stats().resets == 0
+    pool.close()
 
 
 def test_fast_lane_checkouts_are_reported_with_no_wait(url: str) -> None:
@@ -193,7 +204,8 @@ async def test_async_pool_reports_the_same_life(url: str) -> None:
     seen = listen_all(pool)
     for _ in range(2):
         async with pool.acquire() as conn:
-            await conn.execute("select 1")
+            await conn.execute("create table if not exists t (x)")
+            await conn.execute("insert into t values (1)")  # left open: rolled back
     with pytest.raises(PoolTimeout):
         async with pool.acquire():
             await pool.acquire(timeout=0.05)
@@ -202,8 +214,7 @@ async def test_async_pool_reports_the_same_life(url: str) -> None:
         if seen.of("close"):
             break
         await asyncio.sleep(0.01)
-    # No "reset": the driver tells locally that no transaction is open, so none runs.
     kinds = seen.kinds()
-    assert kinds[:5] == ["connect", "checkout", "checkin", "checkout", "checkin"]
+    assert kinds[:6] == ["connect", "checkout", "checkin", "reset", "checkout", "checkin"]
     assert "timeout" in kinds and "drop" in kinds and "close" in kinds
     assert seen.of("drop")[0].reason == "max_uses reached"

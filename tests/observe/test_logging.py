@@ -42,7 +42,8 @@ def test_echo_debug_also_logs_checkouts_checkins_and_resets(
     pool = sessionpool.create_pool(f"sqlite:///{tmp_path / 'b.db'}", min_size=1, echo="debug")
     pool.wait(5)
     with pool.acquire() as conn:
-        conn.execute("select 1")
+        conn.execute("create table t (x)")
+        conn.execute("insert into t values (1)")  # a transaction left open: reset ends it
     pool.close()
     messages = pool_records(caplog, pool)
     assert any(message.startswith("lent ") for message in messages), messages

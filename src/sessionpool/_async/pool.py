@@ -357,7 +357,7 @@ class AsyncPool(PoolBase):
                 slot, deadline
             ):
                 if deadline is not None and loop.time() >= deadline:
-                    self._core.timeouts += 1  # the core counts only the waits it ended
+                    self._count_timeout()  # the core counts only the waits it ended
                     raise self._timeout_error(timeout, self._figures())
                 continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
@@ -365,7 +365,7 @@ class AsyncPool(PoolBase):
             if not self._connector.driver.full_reset_in_place:
                 # Only a new connection is a fresh session here: drop this one and wait
                 # for the core to open one, within the same deadline.
-                self._discard(slot, "purity='new' needs a new session")
+                self._discard(slot, "purity='new' needs a new session", unlend=True)
                 continue
             limit = self._config.reset_timeout
             if deadline is not None:
@@ -375,17 +375,15 @@ class AsyncPool(PoolBase):
             if deadline is not None and loop.time() >= deadline:
                 raise self._no_fresh_session_error(timeout)
         slot.lent_at = now = monotonic()
-        self._recorder.record_wait(now - started, self._core.busy, now)
         if self._tracking:
             slot.lent_where = record_where()
-        if self._lend_hooks:
-            self._lent(slot, now - started)
         lease: AsyncLease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
         lease.tag = slot.tag
         if slot.tag != wanted_tag and self._session_callback is not None:
             await self._run_session_callback(lease, wanted_tag)
+        self._handed_out(slot, now - started)
         return lease
 
     async def _acquire_checked(
@@ -394,11 +392,13 @@ class AsyncPool(PoolBase):
         """The fast lane's slot may need a liveness check first, or leak tracking (see
         `Pool._acquire_checked`); ``where`` was recorded in the caller's frame."""
         slot.lent_where = where
+        slot.handing_out = True  # until the check passes (see PoolState.unlend)
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
         loop = self._bind_loop()
         deadline = None if timeout is None else loop.time() + timeout
         if not self._needs_check(slot, now) or await self._check_or_drop(slot, deadline):
+            slot.handing_out = False
             if self._lend_hooks:
                 self._lent(slot, 0.0)
             lease: AsyncLease = _new_lease(slot.lease_class)
@@ -423,7 +423,7 @@ class AsyncPool(PoolBase):
             # A cancellation drops the connection too, but says nothing of the others.
             suspect = isinstance(exc, Exception)
             self._recorder.record_ping(ok=False)
-            self._drop_failed(slot, exc, "the check before hand-out", suspect)
+            self._drop_failed(slot, exc, "the check before hand-out", suspect, unlend=True)
             return False
         self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
@@ -515,7 +515,7 @@ class AsyncPool(PoolBase):
                 await outcome
         except BaseException:
             lease._slot = None
-            self._discard(slot, "session_callback failed")
+            self._discard(slot, "session_callback failed", unlend=True)
             raise
 
     # -- internals: returning --------------------------------------------------------------
@@ -572,7 +572,7 @@ class AsyncPool(PoolBase):
         try:
             await self._refresh(slot, limit)
         except BaseException as exc:
-            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False, unlend=True)
             return False
         slot.dirty = False
         return True
@@ -584,16 +584,18 @@ class AsyncPool(PoolBase):
         connection = slot.connection
         if not await driver.full_reset(connection, limit):
             user, password = self._credentials.get(slot.key, (None, None))
+            started = monotonic()
             connection = await within(limit, self._connector.connect(user, password))
             try:
                 await driver.opened(connection)
             except BaseException:
-                self._spawn(self._close_quietly(connection, "set-up failed"))
+                self._spawn(self._close_quietly(connection, "set-up failed", announced=False))
                 raise
             old, slot.connection = slot.connection, connection
             slot.lease_class = async_lease_class_for(connection)
             slot.created_at = monotonic()
             slot.expires_at = self._lifetime_from(slot.created_at)
+            self._replaced(old, connection, slot.created_at - started)
             self._spawn(self._close_quietly(old, "replaced by a full reset"))
             if slot.state == CLOSED:
                 self._spawn(self._close_quietly(connection, "pool closed"))
@@ -601,8 +603,8 @@ class AsyncPool(PoolBase):
         await self._call_on_connect(connection)
         slot.fresh = True
 
-    def _discard(self, slot: Slot, reason: str) -> None:
-        self._core.discard(slot, reason)
+    def _discard(self, slot: Slot, reason: str, unlend: bool = False) -> None:
+        self._core.discard(slot, reason, unlend=unlend)
         self._run(self._take_effects())
 
     # -- internals: effects ----------------------------------------------------------------
@@ -664,7 +666,7 @@ class AsyncPool(PoolBase):
                 await self._call_on_connect(connection)
                 await driver.end_transaction(connection, self._config.reset_timeout)
         except BaseException as exc:
-            self._spawn(self._close_quietly(connection, "set-up failed"))
+            self._spawn(self._close_quietly(connection, "set-up failed", announced=False))
             self._report_open_failure(key, exc, request)
             if not isinstance(exc, Exception):
                 raise
@@ -708,7 +710,9 @@ class AsyncPool(PoolBase):
 
         def close_if_connected(finished: asyncio.Future[Any]) -> None:
             if not finished.cancelled() and finished.exception() is None:
-                self._spawn(self._close_quietly(finished.result(), "connect abandoned"))
+                self._spawn(
+                    self._close_quietly(finished.result(), "connect abandoned", announced=False)
+                )
 
         task.add_done_callback(close_if_connected)
 
@@ -735,12 +739,14 @@ class AsyncPool(PoolBase):
             if not watcher.done():
                 watcher.set_result(None)
 
-    async def _close_quietly(self, connection: Any, reason: str) -> None:
+    async def _close_quietly(self, connection: Any, reason: str, announced: bool = True) -> None:
+        """Close a driver connection, never raising; "close" listeners are told unless the
+        connection was never ``announced`` to them (it failed its set-up)."""
         try:
             await self._connector.close(connection, self._config.reset_timeout)
         except Exception as exc:
             self._log.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
-        if self._listeners.any_for("close"):
+        if announced and self._listeners.any_for("close"):
             self._emit("close", connection, reason=reason)
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
@@ -826,16 +832,22 @@ class AsyncPool(PoolBase):
 
     def _counts(self) -> CoreCounts:
         """On the loop's own thread a read is consistent by itself. Another thread (a metrics
-        scrape) could see the loop change the core halfway through a read: it reads until
-        two reads in a row agree (a thread switch inside both is all but impossible)."""
+        scrape) could see the loop change the core halfway through a read, or a set of slots
+        change size while it is summed: it reads until two reads in a row agree (a thread
+        switch inside both is all but impossible)."""
         if self._thread is None or self._thread == get_ident():
             return snapshot(self._core)
-        counts = snapshot(self._core)
-        for _ in range(100):
-            again = snapshot(self._core)
+        counts = None
+        for _ in range(1000):
+            try:
+                again = snapshot(self._core)
+            except RuntimeError:  # "changed size during iteration": read again
+                continue
             if again == counts:
                 break
             counts = again
+        if counts is None:
+            raise RuntimeError(f"pool {self.name!r}: no consistent reading of its figures")
         return counts
 
     def _reset_after_fork(self) -> None:

@@ -37,6 +37,7 @@ class Slot:
         "expires_at",
         "fresh",
         "generation",
+        "handing_out",
         "key",
         "last_used",
         "lease_class",
@@ -56,6 +57,9 @@ class Slot:
         self.created_at = now
         self.last_used = now
         self.uses = 0
+        # Lent by `acquire` or a hand-off to a waiter, not yet taken by the borrower (the
+        # shell may still check or reset it): counted in ``uses`` but not yet an acquire.
+        self.handing_out = False
         self.state = IDLE
         # The shell hands over a new connection already reset (after its on_connect).
         self.dirty = False

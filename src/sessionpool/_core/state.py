@@ -183,8 +183,9 @@ class PoolState:
 
     @property
     def acquires(self) -> int:
-        """Connections lent since creation (derived from the slots' use counts)."""
-        return self._retired_uses + sum(slot.uses for slot in self._all)
+        """Connections handed to borrowers since creation (derived from the slots' use
+        counts; one still being handed out, or whose hand-out failed, does not count)."""
+        return self._retired_uses + sum(slot.uses - slot.handing_out for slot in self._all)
 
     def slots(self) -> frozenset[Slot]:
         """Every live slot, idle or busy (for diagnostics and tests)."""
@@ -237,6 +238,7 @@ class PoolState:
         if found is not None:
             found.state = BUSY
             found.uses += 1
+            found.handing_out = True
         if self.opened != opened:  # stale slots were closed on the way
             if self._waiters:
                 self._plan_opens()  # the room they freed may serve a waiter
@@ -313,6 +315,8 @@ class PoolState:
             if slot.state == CLOSED:
                 return
             raise RuntimeError(f"release of a slot that is not lent: {slot!r}")
+        if slot.handing_out:  # granted to a caller that withdrew: not an acquire after all
+            self.unlend(slot)
         slot.last_used = now
         slot.tag = tag
         slot.state = IDLE
@@ -322,8 +326,17 @@ class PoolState:
         self._place(slot)
         self._update_calm()
 
-    def discard(self, slot: Slot, reason: str) -> None:
-        """Forget a slot whose connection is unusable (dropped, failed reset) and close it."""
+    def unlend(self, slot: Slot) -> None:
+        """A lending that never reached its borrower (the check before hand-out failed, the
+        caller withdrew): it does not count as a use or an acquire."""
+        slot.uses -= 1
+        slot.handing_out = False
+
+    def discard(self, slot: Slot, reason: str, *, unlend: bool = False) -> None:
+        """Forget a slot whose connection is unusable (dropped, failed reset) and close it;
+        ``unlend`` when it was being handed out and never reached its borrower."""
+        if unlend and slot.state == BUSY:
+            self.unlend(slot)
         if slot.state == CLOSED:
             return
         if slot.state == IDLE:
@@ -579,6 +592,7 @@ class PoolState:
     def _grant(self, request: Request, slot: Slot) -> None:
         slot.state = BUSY
         slot.uses += 1
+        slot.handing_out = True
         self.handoffs += 1
         request.slot = slot
         self.effects.append(Wake(request))
@@ -690,7 +704,7 @@ class PoolState:
             del self._opened_for[slot.key]  # per-user and per-partition keys come and go
         self.connections_closed += 1
         self.closed_by_reason[reason] = self.closed_by_reason.get(reason, 0) + 1
-        self._retired_uses += slot.uses
+        self._retired_uses += slot.uses - slot.handing_out
         self._all.discard(slot)
         self.effects.append(CloseConnection(slot, reason))
 

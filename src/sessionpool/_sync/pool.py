@@ -396,8 +396,7 @@ class Pool(PoolBase):
             slot = self._obtain(key, wanted_tag, matchanytag, mode, deadline, timeout)
             if self._needs_check(slot, monotonic()) and not self._check_or_drop(slot, deadline):
                 if deadline is not None and monotonic() >= deadline:
-                    with self._lock:
-                        self._core.timeouts += 1  # the core counts only the waits it ended
+                    self._count_timeout()  # the core counts only the waits it ended
                     raise self._timeout_error(timeout, self._figures())
                 continue  # that one was dead: try the next, within the same deadline
             if purity != "new" or slot.fresh:
@@ -405,7 +404,7 @@ class Pool(PoolBase):
             if not self._connector.driver.full_reset_in_place:
                 # Only a new connection is a fresh session here: drop this one and wait for
                 # the core to open one (on an opener thread), within the same deadline.
-                self._discard(slot, "purity='new' needs a new session")
+                self._discard(slot, "purity='new' needs a new session", unlend=True)
                 continue
             limit = self._config.reset_timeout
             if deadline is not None:
@@ -415,17 +414,15 @@ class Pool(PoolBase):
             if deadline is not None and monotonic() >= deadline:
                 raise self._no_fresh_session_error(timeout)
         slot.lent_at = now = monotonic()
-        self._recorder.record_wait(now - started, self._core.busy, now)
         if self._tracking:
             slot.lent_where = record_where()
-        if self._lend_hooks:
-            self._lent(slot, now - started)
         lease: Lease = _new_lease(slot.lease_class)
         lease._slot = slot
         lease._pool = self
         lease.tag = slot.tag
         if slot.tag != wanted_tag and self._session_callback is not None:
             self._run_session_callback(lease, wanted_tag)
+        self._handed_out(slot, now - started)
         return lease
 
     def _obtain(
@@ -502,10 +499,12 @@ class Pool(PoolBase):
         dead go the slow way for another, within the caller's deadline."""
         if self._tracking:
             slot.lent_where = record_where()
+        slot.handing_out = True  # until the check passes (see PoolState.unlend)
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
         deadline = None if timeout is None else now + timeout
         if not self._needs_check(slot, now) or self._check_or_drop(slot, deadline):
+            slot.handing_out = False
             if self._lend_hooks:
                 self._lent(slot, 0.0)
             lease: Lease = _new_lease(slot.lease_class)
@@ -527,7 +526,7 @@ class Pool(PoolBase):
             self._connector.driver.ping(slot.connection, limit)
         except BaseException as exc:
             self._recorder.record_ping(ok=False)
-            self._drop_failed(slot, exc, "the check before hand-out", suspect=True)
+            self._drop_failed(slot, exc, "the check before hand-out", suspect=True, unlend=True)
             return False
         self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
@@ -550,7 +549,7 @@ class Pool(PoolBase):
         except BaseException:
             # The session's state is unknown now: it must not go back to the pool.
             lease._slot = None
-            self._discard(slot, "session_callback failed")
+            self._discard(slot, "session_callback failed", unlend=True)
             raise
 
     # -- internals: returning --------------------------------------------------------------
@@ -567,6 +566,11 @@ class Pool(PoolBase):
             return True
         driver = self._connector.driver
         connection = slot.connection
+        if mode == "rollback" and driver.is_clean(connection):
+            # Nothing to roll back, as the driver knows locally: no reset happens (and none
+            # is counted or told, as in AsyncPool).
+            slot.dirty = False
+            return True
         limit = self._config.reset_timeout
         started = monotonic()
         try:
@@ -599,7 +603,7 @@ class Pool(PoolBase):
         try:
             self._refresh(slot, limit)
         except BaseException as exc:
-            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False, unlend=True)
             return False
         slot.dirty = False
         return True
@@ -613,12 +617,18 @@ class Pool(PoolBase):
         connection = slot.connection
         if not driver.full_reset(connection, limit):
             user, password = self._credentials.get(slot.key, (None, None))
+            started = monotonic()
             connection = self._connector.connect(user, password)
-            driver.opened(connection)
+            try:
+                driver.opened(connection)
+            except BaseException:
+                self._close_quietly(connection, "set-up failed", announced=False)
+                raise
             old, slot.connection = slot.connection, connection
             slot.lease_class = lease_class_for(connection)
             slot.created_at = monotonic()
             slot.expires_at = self._lifetime_from(slot.created_at)
+            self._replaced(old, connection, slot.created_at - started)
             if not self._maintainer.close_later(old, "replaced by a full reset"):
                 self._close_quietly(old, "replaced by a full reset")
             if slot.state == CLOSED:  # the pool was force-closed meanwhile
@@ -632,9 +642,9 @@ class Pool(PoolBase):
         with self._lock:
             return self._claim_pooler_check()
 
-    def _discard(self, slot: Slot, reason: str) -> None:
+    def _discard(self, slot: Slot, reason: str, unlend: bool = False) -> None:
         with self._lock:
-            self._core.discard(slot, reason)
+            self._core.discard(slot, reason, unlend=unlend)
             effects = self._take_effects()
         self._run(effects)
 
@@ -699,7 +709,7 @@ class Pool(PoolBase):
             if self._pooler_unchecked and self._claim_pooler_check_locked():
                 self._warn_if_pooled(driver.pooler_in_front(connection, self._config.ping_timeout))
         except BaseException as exc:
-            self._close_quietly(connection, "driver set-up failed")
+            self._close_quietly(connection, "driver set-up failed", announced=False)
             self._report_open_failure(key, exc, request)
             return
         if self._on_connect is not None:
@@ -708,7 +718,7 @@ class Pool(PoolBase):
                 # It may have opened a transaction: end it so the slot starts clean.
                 driver.end_transaction(connection, self._config.reset_timeout)
             except BaseException as exc:
-                self._close_quietly(connection, "on_connect failed")
+                self._close_quietly(connection, "on_connect failed", announced=False)
                 self._report_open_failure(key, exc, request)
                 return
         lease_class = lease_class_for(connection)
@@ -737,14 +747,16 @@ class Pool(PoolBase):
             self._changed.notify_all()
         self._run(effects)
 
-    def _close_quietly(self, connection: Any, reason: str) -> None:
+    def _close_quietly(self, connection: Any, reason: str, announced: bool = True) -> None:
+        """Close a driver connection, never raising; "close" listeners are told unless the
+        connection was never ``announced`` to them (it failed its set-up)."""
         try:
             self._connector.close(connection)
         except Exception as exc:
             # The connection is gone from the pool either way; a failing close must not
             # disturb the caller that happened to trigger it.
             self._log.debug("pool %r: closing a connection (%s) raised %r", self.name, reason, exc)
-        if self._listeners.any_for("close"):
+        if announced and self._listeners.any_for("close"):
             self._emit("close", connection, reason=reason)
 
     # -- internals: background work (on the maintenance thread) -----------------------------

@@ -88,6 +88,11 @@ class Driver:
         """Whether a transaction may be open; True when the driver cannot tell."""
         return True
 
+    def is_clean(self, connection: Any) -> bool:
+        """True when the driver knows locally that the connection is open with no
+        transaction: the cheap reset then has nothing to do."""
+        return not self.is_closed(connection) and not self.in_transaction(connection)
+
     def fileno(self, connection: Any) -> int | None:
         """The connection's socket, so a hung call can be cut off; None when it has none."""
         return None

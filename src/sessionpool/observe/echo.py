@@ -19,9 +19,10 @@ _INFO_KINDS = ("connect", "connect_error", "drop", "close", "timeout")
 _DEBUG_KINDS = ("checkout", "checkin", "reset")
 
 
-def pool_logger(name: str) -> logging.Logger:
-    """The logger of the pool named ``name``: ``sessionpool.pool.<name>``."""
-    return logging.getLogger(f"sessionpool.pool.{name}")
+def pool_logger(name: str | None) -> logging.Logger:
+    """The logger of the pool named ``name``: ``sessionpool.pool.<name>``; for a pool with
+    no name of its own (a creator's), the shared ``sessionpool.pool``."""
+    return logging.getLogger("sessionpool.pool" if name is None else f"sessionpool.pool.{name}")
 
 
 def attach(listeners: Listeners, logger: logging.Logger, echo: bool | str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..url import MASK, scrub_secrets
 
-__all__ = ["pool_label"]
+__all__ = ["mask_secrets", "pool_label"]
 
 # A password in userinfo, after a scheme ("scheme://user:pw@host") or, with no scheme, at the
 # start ("user:pw@host"); up to the last "@", as a password may hold "/" or "@".
@@ -31,6 +31,12 @@ def pool_label(pool: Any) -> str:
     url = getattr(getattr(pool, "_connector", None), "url", None)
     if url is not None:
         name = scrub_secrets(name, url.secrets())
-    userinfo = _URL_USERINFO if "://" in name else _BARE_USERINFO
-    name = userinfo.sub(lambda match: f"{match.group(1)}:{MASK}@", name)
-    return _SECRET_PAIR.sub(lambda match: f"{match.group(1)}{MASK}", name)
+    return mask_secrets(name)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (a name, a URL, a connection string) with any userinfo password and any
+    ``password=``/``token=`` style value replaced by the mask."""
+    userinfo = _URL_USERINFO if "://" in text else _BARE_USERINFO
+    text = userinfo.sub(lambda match: f"{match.group(1)}:{MASK}@", text)
+    return _SECRET_PAIR.sub(lambda match: f"{match.group(1)}{MASK}", text)

@@ -81,8 +81,11 @@ _TIMES = (
 
 def _most_open(stats: PoolStats) -> int:
     # With max_overflow the cap is above max_size; unbounded overflow has none, and then
-    # max_size is the size the pool returns to.
-    return stats.max_size if stats.hard_cap is None else stats.hard_cap
+    # max_size is the size the pool returns to. Either can be exceeded (no cap, or
+    # when_exhausted="force"): then the connections open now are the most there are, which
+    # keeps count{idle} + count{used} <= max true, as the conventions expect.
+    limit = stats.max_size if stats.hard_cap is None else stats.hard_cap
+    return max(limit, stats.opened)
 
 
 class _Watch:

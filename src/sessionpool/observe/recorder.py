@@ -50,10 +50,16 @@ class Recorder:
         self._baseline_at = now
         self._baseline_area = 0.0
 
-    def record_wait(self, seconds: float, busy: int, now: float) -> None:
+    def record_wait(self, seconds: float, busy: int) -> None:
+        """An acquire that left the fast lane got its connection after ``seconds``, with
+        ``busy`` lent now: a candidate for the peak. (Not a sample of the mean: taken just
+        after a lending, it would weigh busy moments more than quiet ones.)"""
         with self._lock:
             self.wait.record(seconds)
-            self._sample(busy, now)
+            if busy > self._peak_interval:
+                self._peak_interval = busy
+                if busy > self._peak_ever:
+                    self._peak_ever = busy
 
     def _fold_returns(self) -> None:
         """Fold the returns appended since the last fold into the use histogram and the
@@ -97,8 +103,9 @@ class Recorder:
             self.disconnects += 1
 
     def sample_busy(self, busy: int, now: float) -> None:
-        """Note how many connections are borrowed at ``now`` (the maintenance worker does at
-        every round, the slow paths whenever they pass)."""
+        """Note how many connections are borrowed at ``now``: the maintenance worker does at
+        every round (at least once a second, at moments unrelated to the load, so the mean
+        is not biased), and every reading does."""
         with self._lock:
             self._fold_returns()
             self._sample(busy, now)
@@ -124,9 +131,9 @@ class Recorder:
                 reset_time=self.reset.snapshot(since_peak=reset),
                 use_time_recorded=detailed,
                 busy_peak=self._peak_ever,
-                busy_mean=self._busy_area / (now - self._created_at)
-                if now > self._created_at
-                else 0.0,
+                busy_mean=self._busy_mean(
+                    self.use.sum, self._busy_area, now - self._created_at, detailed
+                ),
                 elapsed=now - self._created_at,
             )
             if not reset:
@@ -136,7 +143,9 @@ class Recorder:
             interval = dataclasses.replace(
                 interval,
                 busy_peak=self._peak_interval,
-                busy_mean=(self._busy_area - self._baseline_area) / elapsed if elapsed > 0 else 0.0,
+                busy_mean=self._busy_mean(
+                    interval.use_time.sum, self._busy_area - self._baseline_area, elapsed, detailed
+                ),
                 elapsed=elapsed,
             )
             self._baseline = total
@@ -146,6 +155,15 @@ class Recorder:
             for histogram in (self.wait, self.use, self.connect, self.reset):
                 histogram.reset_peak()
             return interval
+
+    @staticmethod
+    def _busy_mean(held: float, area: float, elapsed: float, detailed: bool) -> float:
+        """Connections lent on average: with use times recorded, exactly the seconds held
+        over the seconds elapsed (each held second is one connection busy for a second),
+        else the area under the sampled busy counts."""
+        if elapsed <= 0:
+            return 0.0
+        return (held if detailed else area) / elapsed
 
     def _sample(self, busy: int, now: float) -> None:
         # The count since the last sample is taken as the one seen then: a step function

@@ -53,7 +53,7 @@ class PoolStats(CoreCounts):
     count as 0 s). ``use_time`` (how long borrowers held connections) and an exact
     ``busy_peak`` are recorded only with detailed statistics on (``detailed_stats=True``, an
     event listener, or an exporter); otherwise ``busy_peak`` and ``busy_mean`` come from
-    samples taken at least once a second and on every acquire that waits.
+    samples taken at least once a second (the peak also at every acquire that waits).
     """
 
     pings: int = 0

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..observe.labels import mask_secrets
 from .errors import EndpointError
 
 if TYPE_CHECKING:  # prometheus_client is an optional extra ([cli]); imported when parsing
@@ -98,13 +99,9 @@ class PoolFigures:
 
 
 def shown_url(url: str) -> str:
-    """``url`` as top prints it: a password in its user part replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` as top prints it: a password in its user part and secrets in its query
+    (``?token=...``, ``password=...``) replaced by ``***``."""
+    return mask_secrets(url)
 
 
 def fetch(url: str, timeout: float = FETCH_TIMEOUT) -> str:
