@@ -660,8 +660,7 @@ class AsyncPool(PoolBase):
             await driver.opened(connection)
             # One event loop runs the pool: the claim needs no lock.
             if self._pooler_unchecked and self._claim_pooler_check():
-                pids = await driver.pooler_in_front(connection, self._config.ping_timeout)
-                self._warn_if_pooled(pids)
+                await self._look_for_pooler(connection)
             if self._on_connect is not None:
                 await self._call_on_connect(connection)
                 await driver.end_transaction(connection, self._config.reset_timeout)
@@ -680,12 +679,27 @@ class AsyncPool(PoolBase):
         self._run(self._take_effects())
         self._notify_watchers()
 
+    async def _look_for_pooler(self, connection: Any) -> None:
+        """As `Pool._look_for_pooler`: best effort, never failing a working connection."""
+        driver = self._connector.driver
+        if driver.in_transaction(connection):
+            return
+        try:
+            pids = await driver.pooler_in_front(connection, self._config.ping_timeout)
+        except Exception as exc:
+            if driver.is_closed(connection):
+                raise
+            self._log.debug("pool %r: looking for a pooler in front failed: %r", self.name, exc)
+            return
+        self._warn_if_pooled(pids)
+
     async def _connect_within(self, user: str | None, password: str | None) -> Any:
         """Open a connection within ``connect_timeout`` (per host a multi-host URL may try).
         A connect abandoned (time limit, cancellation) that completes anyway has its
         connection closed, never leaked."""
         attempts = self._connector.connect_attempts()
-        limit = self._config.connect_timeout * attempts
+        # Per host as the driver applies it (libpq rounds a timeout up to 2 s at least).
+        limit = self._connector.connect_limit(self._config.connect_timeout) * attempts
         if attempts > 1:
             # Each host has its own limit; a second's grace lets a walk whose last host
             # timed out raise its own error, which names every host, instead of this one.

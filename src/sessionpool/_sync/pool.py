@@ -638,6 +638,22 @@ class Pool(PoolBase):
             self._on_connect(connection)
         slot.fresh = True
 
+    def _look_for_pooler(self, connection: Any) -> None:
+        """Warn if a pooler is in front (see `_warn_if_pooled`). Best effort: skipped when
+        the connection is inside a transaction (a creator left one open), and a check that
+        fails is let go unless it broke the connection."""
+        driver = self._connector.driver
+        if driver.in_transaction(connection):
+            return
+        try:
+            pids = driver.pooler_in_front(connection, self._config.ping_timeout)
+        except Exception as exc:
+            if driver.is_closed(connection):
+                raise
+            self._log.debug("pool %r: looking for a pooler in front failed: %r", self.name, exc)
+            return
+        self._warn_if_pooled(pids)
+
     def _claim_pooler_check_locked(self) -> bool:
         with self._lock:
             return self._claim_pooler_check()
@@ -707,7 +723,7 @@ class Pool(PoolBase):
                 driver.adapt_to_pooler(connection)
             driver.opened(connection)
             if self._pooler_unchecked and self._claim_pooler_check_locked():
-                self._warn_if_pooled(driver.pooler_in_front(connection, self._config.ping_timeout))
+                self._look_for_pooler(connection)
         except BaseException as exc:
             self._close_quietly(connection, "driver set-up failed", announced=False)
             self._report_open_failure(key, exc, request)

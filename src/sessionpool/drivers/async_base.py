@@ -23,6 +23,7 @@ from . import failover
 from .base import (
     Connector,
     Driver,
+    applied_connect_limit,
     count_attempts,
     failover_plan,
     point_at_host,
@@ -317,6 +318,10 @@ class AsyncConnector:
         times this."""
         return 1
 
+    def connect_limit(self, seconds: float) -> float:
+        """As `Connector.connect_limit`."""
+        return seconds
+
     def use_server_pooler(self, mode: str | None) -> None:
         """As `Connector.use_server_pooler`."""
 
@@ -381,6 +386,9 @@ class AsyncURLConnector(AsyncConnector):
 
     def connect_attempts(self) -> int:
         return count_attempts(self.url, self.arguments)
+
+    def connect_limit(self, seconds: float) -> float:
+        return applied_connect_limit(self.driver.connect_timeout_value(seconds), seconds)
 
     def use_server_pooler(self, mode: str | None) -> None:
         """As `URLConnector.use_server_pooler`."""
@@ -585,6 +593,9 @@ class ExecutorConnector(AsyncConnector):
 
     def connect_attempts(self) -> int:
         return self.sync.connect_attempts()
+
+    def connect_limit(self, seconds: float) -> float:
+        return self.sync.connect_limit(seconds)
 
     def use_server_pooler(self, mode: str | None) -> None:
         self.sync.use_server_pooler(mode)

@@ -14,6 +14,7 @@ from .async_base import AsyncDriver, AsyncURLDriver
 from .async_mysql import AiomysqlDriver
 from .async_postgresql import AsyncpgDriver, AsyncPsycopgDriver
 from .async_sqlite import AiosqliteDriver
+from .registry import known_module_of
 
 __all__ = ["async_driver_for_connection", "async_driver_for_url"]
 
@@ -82,8 +83,7 @@ def async_driver_for_url(dialect: str, driver: str | None) -> AsyncURLDriver | N
 
 def async_driver_for_connection(connection: Any) -> AsyncDriver:
     """The async adapter for the driver that made ``connection``; generic when unknown."""
-    root = type(connection).__module__.partition(".")[0]
-    name = _BY_MODULE.get(root)
+    name = known_module_of(connection, _BY_MODULE)
     if name is None:
         return AsyncDriver()
     entry = _ENTRIES[name]

@@ -257,6 +257,11 @@ class Connector:
         it may try (an `AsyncPool` bounds a connect by ``connect_timeout`` times this)."""
         return 1
 
+    def connect_limit(self, seconds: float) -> float:
+        """How long one connect attempt may take when the pool asks for ``seconds``: more
+        when the driver rounds its timeout up (libpq takes whole seconds, at least 2)."""
+        return seconds
+
     def use_server_pooler(self, mode: str | None) -> None:
         """Open connections fit for a server pooler in pool ``mode`` (see
         `URLConnector.use_server_pooler`); connections from a creator are adapted after
@@ -425,6 +430,9 @@ class URLConnector(Connector):
     def connect_attempts(self) -> int:
         return count_attempts(self.url, self.arguments)
 
+    def connect_limit(self, seconds: float) -> float:
+        return applied_connect_limit(self.driver.connect_timeout_value(seconds), seconds)
+
     def use_server_pooler(self, mode: str | None) -> None:
         """Set the connect arguments the driver needs behind a pooler in pool ``mode``.
 
@@ -483,6 +491,14 @@ def failover_plan(
     if handles_host_lists or len(url.hosts) < 2:
         return None
     return failover.plan(url.hosts, arguments.get("target_session_attrs"))
+
+
+def applied_connect_limit(value: Any, seconds: float) -> float:
+    """Seconds a driver given ``value`` (its form of ``seconds``) may take to connect."""
+    try:
+        return max(seconds, float(value))
+    except (TypeError, ValueError):
+        return seconds
 
 
 def count_attempts(url: URL, arguments: dict[str, Any]) -> int:

@@ -98,10 +98,19 @@ def driver_for_url(dialect: str, driver: str | None) -> URLDriver:
     return entry.adapter(module)
 
 
+def known_module_of(connection: Any, by_module: dict[str, str]) -> str | None:
+    """The registry name of the driver whose class ``connection`` is, or derives from (an
+    application's own ``psycopg.Connection`` subclass is still psycopg's); None if none."""
+    for kind in type(connection).__mro__:
+        name = by_module.get(kind.__module__.partition(".")[0])
+        if name is not None:
+            return name
+    return None
+
+
 def driver_for_connection(connection: Any) -> Driver:
     """The adapter for the driver that made ``connection``; generic when unknown."""
-    root = type(connection).__module__.partition(".")[0]
-    name = _BY_MODULE.get(root)
+    name = known_module_of(connection, _BY_MODULE)
     if name is None:
         return GenericDriver()
     entry = _ENTRIES[name]
