@@ -287,6 +287,79 @@ def test_raw_hash_in_a_password_is_part_of_the_password() -> None:
     assert url.host == "host"
 
 
+# Two pieces of a password, either side of a character that ends the authority when left
+# unencoded: no error may show either piece (nor the whole).
+PIECE1, PIECE2 = "Pw1kanary", "Pw2kanary"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"postgresql://app:{PIECE1}/{PIECE2}@db1:5432,db2:5432/app",  # '/' left unencoded
+        f"postgresql://app:{PIECE1}?{PIECE2}@db1,db2/app",  # '?' left unencoded
+        f"postgresql://app:{PIECE1}?{PIECE2}=1@h/db",  # '?' then '=': a query pair
+        f"postgresql://app:{PIECE1}?{PIECE2}&{PIECE2}&x@h/db",  # a repeated "query key"
+        f"postgresql://app:{PIECE1}?a=1&a=2&{PIECE2}@h/db",
+        f"postgresql://app:{PIECE1}/x?{PIECE2}@h:abc/db",
+        f"postgresql://app:{PIECE1}[/{PIECE2}@h/db",
+        f"postgresql://[::1:{PIECE1}/{PIECE2}@h/db",
+        f"postgresql://app:²{PIECE1}/{PIECE2}@h/db",  # '²'.isdigit() but int() refuses it
+        f"postgresql://{PIECE1},{PIECE2}:x?y@h/db",
+        f"postgresql://app:{PIECE1}/{PIECE2}@h/db?host=[::1",
+        f"postgresql://app:{PIECE1}#{PIECE2}/x@h:0/db",
+        f"sqlite://app:{PIECE1}/{PIECE2}@h/x.db",
+        f"postgresql:/app:{PIECE1}/{PIECE2}@h/db",  # and a typo in the scheme
+        # no URL at all but a libpq string, or a secret query key spelt in percent-encoding
+        f"host=db password={PIECE1} dbname=app",
+        f"host=db password='{PIECE1} {PIECE2}' dbname=app",
+        f"DRIVER={{x}};SERVER=db;PWD={{{PIECE1};{PIECE2}}};UID=app",  # an ODBC string
+        f"postgresql://h:abc/db?pass%77ord={PIECE1}&sslPassword={PIECE2}",
+    ],
+)
+def test_no_error_shows_any_piece_of_a_password_even_in_a_malformed_url(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_url(text)
+    for piece in (PIECE1, PIECE2):
+        assert_no_secret(caught.value, *caught.value.args, secret=piece)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # A '/' or '?' after a password's digits used to parse: port 5432, the rest of the
+        # password in the database name or the query (so in str(url)), or a host list.
+        (f"postgresql://app:5432/{PIECE2}@h/db", PIECE2),
+        (f"postgresql://app:5432?{PIECE2}@h/db", PIECE2),
+        (f"postgresql://app:5,{PIECE2}/x@h/db", PIECE2),
+        (f"postgresql://us/er:{PIECE1}@h/db", PIECE1),  # a '/' in the user name
+    ],
+)
+def test_a_password_cut_short_by_slash_or_question_mark_is_refused(text: str, secret: str) -> None:
+    with pytest.raises(ConfigError, match="percent-encode") as caught:
+        parse_url(text)
+    assert_no_secret(caught.value, secret=secret)
+    assert "'%2F', '%3F'" in str(caught.value)  # says how to write it instead
+
+
+def test_an_at_after_the_host_is_written_percent_encoded_except_in_query_values() -> None:
+    assert parse_url("postgresql://h/my%40db").database == "my@db"
+    url = parse_url("postgresql://h/db?application_name=me@laptop")
+    assert url.query["application_name"] == "me@laptop"
+    with pytest.raises(ConfigError, match="%40"):
+        parse_url("postgresql://h/my@db")
+    with pytest.raises(ConfigError, match="%40"):
+        parse_url("postgresql://h/db?a@b=1")
+    # SQLite paths are files: an '@' in them is just a character
+    assert parse_url("sqlite:////tmp/me@home.db").database == "/tmp/me@home.db"
+
+
+def test_pieces_are_quoted_when_no_password_can_hide_in_them() -> None:
+    with pytest.raises(ConfigError, match=r"\(got 'abc'\)$"):
+        parse_url(f"postgresql://app:{CANARY}@h:abc/db")
+    with pytest.raises(ConfigError, match=r"query key 'a' is given twice$"):
+        parse_url(f"postgresql://app:{CANARY}@h/db?a=1&a=2")
+
+
 # -- masking -----------------------------------------------------------------------------------
 
 

@@ -127,6 +127,25 @@ class URL:
         raise TypeError("a sessionpool URL holds credentials and cannot be pickled")
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The raw text of the URL being parsed, as its error messages may show it."""
+
+    masked: str  # the whole text, userinfo and secret query values masked (_masked_raw)
+    trusted: bool  # every "@" is in the authority: pieces after it hold no password
+
+    def error(self, problem: str) -> ConfigError:
+        """A `ConfigError` quoting the masked text, then saying what is wrong."""
+        hint = ""
+        if not self.trusted:
+            hint = " (if a user name or password holds '/' or '?', percent-encode it: '%2F', '%3F')"
+        return ConfigError(f"url {self.masked!r}: {problem}{hint}")
+
+    def quote(self, piece: str) -> str:
+        """``piece`` quoted for a message, or a placeholder when it may hold the password."""
+        return repr(piece) if self.trusted else "(not shown: it may be part of a password)"
+
+
 def parse_url(text: str | URL) -> URL:
     """Parse a database URL.
 
@@ -135,13 +154,18 @@ def parse_url(text: str | URL) -> URL:
     a percent-encoded path in the host (``%2Fvar%2Frun%2Fpostgresql``) or in the query
     (``?host=/var/run/postgresql``, ``?unix_socket=...``). Several hosts, tried in order:
     ``h1:5432,h2:5433`` before the path, or libpq's ``?host=h1,h2&port=5432,5433`` (one port
-    for all hosts, or one per host); query ``host`` and ``port`` move into `URL.hosts`. For
-    SQLite the path follows the third slash: ``sqlite:///relative.db``,
-    ``sqlite:////absolute.db``, and ``sqlite://`` or ``sqlite:///:memory:`` for an in-memory
-    database.
+    for all hosts, or one per host; an IPv6 host may be bracketed there too,
+    ``?host=[::1],db2``); query ``host`` and ``port`` move into `URL.hosts`. A zone id is
+    written ``%25`` in brackets (``[fe80::1%25eth0]``, RFC 6874). A ``/`` or ``?`` in a user
+    name or password must be percent-encoded (``%2F``, ``%3F``), and so must an ``@`` after the
+    host, in the database name or a query key (``%40``). For SQLite the path follows the third
+    slash: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, and ``sqlite://`` or
+    ``sqlite:///:memory:`` for an in-memory database.
 
     Raises:
-        ConfigError: the text is not such a URL (the message never shows the password).
+        ConfigError: the text is not such a URL. The message never shows the password, nor
+            any piece of the text that may be part of it (a password holding an unencoded
+            ``/`` or ``?`` ends the authority early, so pieces are not quoted then).
     """
     if isinstance(text, URL):
         return text
@@ -156,24 +180,35 @@ def parse_url(text: str | URL) -> URL:
         )
     dialect, _, driver = match["scheme"].lower().partition("+")
     rest = match["rest"]
-    rest, _, query_text = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    query = _parse_query(query_text, text)
+    before_query, _, query_text = rest.partition("?")
+    netloc, slash, path = before_query.partition("/")
+    # The authority ends at the first "/" or "?", the credentials at its last "@". An "@"
+    # further on means an unencoded "/" or "?" may have cut the password short, and then any
+    # piece of the text may be part of it: errors quote no piece (see _Source).
+    source = _Source(_masked_raw(text), trusted="@" not in rest[len(netloc) :])
+    query = _parse_query(query_text, source)
     if dialect == "sqlite":
         if netloc:
-            raise ConfigError(
-                f"url {_masked_raw(text)!r}: a SQLite URL has no host; write "
-                "'sqlite:///relative.db', 'sqlite:////absolute.db' or 'sqlite://' (memory)"
+            raise source.error(
+                "a SQLite URL has no host; write 'sqlite:///relative.db', "
+                "'sqlite:////absolute.db' or 'sqlite://' (memory)"
             )
         database = unquote(path) if slash and path else None
         return URL(dialect, driver or None, database=database, query=query)
+    if "@" in path or any("@" in key for key in query):
+        # No database name or driver option holds an "@": this is a cut password (or user
+        # name), which would otherwise end up in URL.database, shown by str(url).
+        raise source.error(
+            "an unencoded '@' follows the host (in the database name or a query key); "
+            "write a literal '@' there as '%40'"
+        )
     userinfo, at, hostport = netloc.rpartition("@")
     username = password = None
     if at:
         user_text, colon, password_text = userinfo.partition(":")
         username = unquote(user_text) or None
         password = unquote(password_text) if colon else None
-    hosts = _parse_hosts(hostport, query, text)
+    hosts = _parse_hosts(hostport, query, source)
     database = unquote(path) if path else None
     return URL(
         dialect, driver or None, username, password, database=database, query=query, hosts=hosts
@@ -181,55 +216,63 @@ def parse_url(text: str | URL) -> URL:
 
 
 def _parse_hosts(
-    hostport: str, query: dict[str, str], text: str
+    hostport: str, query: dict[str, str], source: _Source
 ) -> tuple[tuple[str | None, int | None], ...]:
     """Every (host, port) of the URL: from the authority (``h1:p1,h2:p2``) or libpq's query
     form (``?host=h1,h2&port=p1,p2``, whose keys are taken out of ``query``)."""
-    hosts = [_parse_host_port(item, text) for item in hostport.split(",")] if hostport else []
+    hosts = [_parse_host_port(item, source) for item in hostport.split(",")] if hostport else []
     if len(hosts) > 1:
         for index, (host, _) in enumerate(hosts, 1):
             if host is None:
-                raise ConfigError(
-                    f"url {_masked_raw(text)!r}: host {index} of {len(hosts)} in the host list "
-                    "is empty; write 'host1:port1,host2:port2'"
+                raise source.error(
+                    f"host {index} of {len(hosts)} in the host list is empty; "
+                    "write 'host1:port1,host2:port2'"
                 )
     if "host" in query:
         if hosts and any(host is not None for host, _ in hosts):
-            raise ConfigError(
-                f"url {_masked_raw(text)!r}: the host is given both before the path and as "
-                "?host=; give it once"
-            )
+            raise source.error("the host is given both before the path and as ?host=; give it once")
         ports = [port for _, port in hosts]
-        hosts = [(unquote(item) or None, None) for item in query.pop("host").split(",")]
+        hosts = [(_query_host(item, source), None) for item in query.pop("host").split(",")]
         if len(hosts) > 1 and any(host is None for host, _ in hosts):
-            raise ConfigError(
-                f"url {_masked_raw(text)!r}: ?host= lists an empty host; write '?host=host1,host2'"
-            )
+            raise source.error("?host= lists an empty host; write '?host=host1,host2'")
         if any(port is not None for port in ports):
             # 'postgresql://:5433/db?host=/tmp': the authority's port goes with the query host
-            hosts = _with_ports(hosts, ports, text)
+            hosts = _with_ports(hosts, ports, source)
     if "port" in query:
         if any(port is not None for _, port in hosts):
-            raise ConfigError(
-                f"url {_masked_raw(text)!r}: the port is given both in the host list and as "
-                "?port=; give it once"
+            raise source.error(
+                "the port is given both in the host list and as ?port=; give it once"
             )
         port_texts = query.pop("port").split(",")
-        ports = [_parse_port(item, text) if item else None for item in port_texts]
-        hosts = _with_ports(hosts or [(None, None)], ports, text)
+        ports = [_parse_port(item, source) if item else None for item in port_texts]
+        hosts = _with_ports(hosts or [(None, None)], ports, source)
     return tuple(hosts)
 
 
+def _query_host(item: str, source: _Source) -> str | None:
+    """One host of libpq's ``?host=`` list, already percent-decoded with the query; an IPv6
+    address may come in brackets (``?host=[::1],db2``), which are not part of the host."""
+    if item.startswith("[") or item.endswith("]"):
+        inner = item[1:-1]
+        if not (item.startswith("[") and item.endswith("]")) or "[" in inner or "]" in inner:
+            raise source.error(
+                "?host= holds a bracket that does not enclose a whole host; write "
+                "'?host=[::1],db2' and give the ports in ?port="
+            )
+        item = inner
+    return item or None
+
+
 def _with_ports(
-    hosts: list[tuple[str | None, int | None]], ports: list[int | None], text: str
+    hosts: list[tuple[str | None, int | None]], ports: list[int | None], source: _Source
 ) -> list[tuple[str | None, int | None]]:
     """Hosts with these ports: one port for all of them, or one per host (libpq's rule)."""
     if len(ports) == 1:
         ports = ports * len(hosts)
     if len(ports) != len(hosts):
-        raise ConfigError(
-            f"url {_masked_raw(text)!r}: {len(hosts)} host(s) but {len(ports)} ports; give "
-            "one port for every host, or a single port for all"
+        raise source.error(
+            f"{len(hosts)} host(s) but {len(ports)} ports; give one port for every host, "
+            "or a single port for all"
         )
     return [(host, port) for (host, _), port in zip(hosts, ports, strict=True)]
 
@@ -244,36 +287,42 @@ def _check_host_list(hosts: tuple[tuple[str | None, int | None], ...]) -> None:
 
 
 def _render_host(host: str | None, port: int | None) -> str:
-    text = "" if host is None else f"[{host}]" if ":" in host else quote(host, safe="")
+    if host is None:
+        text = ""
+    elif ":" in host and not host.startswith("/"):
+        # An IPv6 address, in brackets; "%" (a zone id, 'fe80::1%eth0') becomes "%25" as
+        # RFC 6874 says, and nothing in it can end the authority.
+        text = "[" + quote(host, safe=":") + "]"
+    else:
+        text = quote(host, safe="")  # a name, an IPv4 address, a socket path ('%2Ftmp')
     return text if port is None else f"{text}:{port}"
 
 
-def _parse_host_port(hostport: str, text: str) -> tuple[str | None, int | None]:
+def _parse_host_port(hostport: str, source: _Source) -> tuple[str | None, int | None]:
     bracketed = _BRACKETED_HOST.match(hostport)
     if bracketed is not None:
-        host: str | None = bracketed["host"]
+        host = unquote(bracketed["host"]) or None  # '%25' is a zone id's '%' (RFC 6874)
         port_text = bracketed["port"]
+    elif hostport.startswith("["):
+        raise source.error("write an IPv6 host as '[address]' or '[address]:port'")
     elif hostport.count(":") > 1:
-        raise ConfigError(
-            f"url {_masked_raw(text)!r}: put an IPv6 host in brackets, e.g. '[::1]:5432'"
-        )
+        raise source.error("put an IPv6 host in brackets, e.g. '[::1]:5432'")
     else:
         host_text, _, port_text = hostport.partition(":")
         host = unquote(host_text) or None
     if not port_text:
         return host, None
-    return host, _parse_port(port_text, text)
+    return host, _parse_port(port_text, source)
 
 
-def _parse_port(port_text: str, text: str) -> int:
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(
-            f"url {_masked_raw(text)!r}: port must be a number from 1 to 65535 (got {port_text!r})"
-        )
+def _parse_port(port_text: str, source: _Source) -> int:
+    # isascii: str.isdigit() also accepts '²' (which int() refuses) and other scripts' digits
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise source.error(f"port must be a number from 1 to 65535 (got {source.quote(port_text)})")
     return int(port_text)
 
 
-def _parse_query(query_text: str, text: str) -> dict[str, str]:
+def _parse_query(query_text: str, source: _Source) -> dict[str, str]:
     query: dict[str, str] = {}
     if not query_text:
         return query
@@ -281,11 +330,15 @@ def _parse_query(query_text: str, text: str) -> dict[str, str]:
         if not pair:
             continue
         key_text, _, value_text = pair.partition("=")
-        key = unquote(key_text.replace("+", " "))
+        key = _decode_query_part(key_text)
         if key in query:
-            raise ConfigError(f"url {_masked_raw(text)!r}: query key {key!r} is given twice")
-        query[key] = unquote(value_text.replace("+", " "))
+            raise source.error(f"query key {source.quote(key)} is given twice")
+        query[key] = _decode_query_part(value_text)
     return query
+
+
+def _decode_query_part(text: str) -> str:
+    return unquote(text.replace("+", " "))
 
 
 def _masked_raw(text: str) -> str:
@@ -295,12 +348,26 @@ def _masked_raw(text: str) -> str:
     # Hide the whole userinfo, up to the last "@": with a malformed scheme or a password
     # holding "/", "#" or "?", nothing else tells where the password ends.
     text = re.sub(r"^([A-Za-z][A-Za-z0-9_.+-]*:/{0,2})?.*@", rf"\1{MASK}@", text, flags=re.DOTALL)
-    return re.sub(
-        r"((?:^|[?&])(?:password|passwd|sslpassword|wallet_password|token)=)[^&]*",
-        rf"\1{MASK}",
-        text,
-        flags=re.IGNORECASE,
-    )
+    head, mark, query_text = text.partition("?")
+    # A libpq or ODBC string given for a URL ('host=db password=pw') is no URL, but is shown.
+    head = _CONNINFO_SECRET.sub(rf"\1{MASK}", head)
+    if mark:
+        pairs = []
+        for pair in query_text.split("&"):
+            key_text, equals, _ = pair.partition("=")
+            # tested as parse_url reads the key: 'pass%77ord' and 'PASSWORD' are secrets too
+            if equals and _decode_query_part(key_text).strip().lower() in _SECRET_KEYS:
+                pair = f"{key_text}={MASK}"
+            pairs.append(pair)
+        head += "?" + "&".join(pairs)
+    return head
+
+
+_CONNINFO_SECRET = re.compile(
+    r"((?:^|[\s;])(?:password|passwd|pwd|sslpassword|wallet_password|token)\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'?|\{[^}]*\}?|[^\s;]*)",  # libpq 'quoted', ODBC {braced}, bare
+    re.IGNORECASE,
+)
 
 
 def scrub_secrets(text: str, secrets: Iterable[str | None]) -> str:

@@ -104,3 +104,71 @@ def test_with_hosts_and_replace() -> None:
         url.with_hosts([("a", 1), (None, 2)])
     with pytest.raises(ConfigError, match="must be the first entry of hosts"):
         URL("postgresql", host="x", hosts=(("a", 1), ("b", 2)))
+
+
+@pytest.mark.parametrize(
+    ("text", "hosts"),
+    [
+        ("postgresql://app@/app?host=[::1],db2&port=5432", (("::1", 5432), ("db2", 5432))),
+        ("postgresql:///db?host=db1,[2001:db8::2]&port=1,2", (("db1", 1), ("2001:db8::2", 2))),
+        ("postgresql:///db?host=::1", (("::1", None),)),  # libpq takes it unbracketed as well
+        ("postgresql:///db?host=[fe80::1%25eth0]", (("fe80::1%eth0", None),)),
+        # the query is percent-decoded once, as the authority is: '%2541' stays '%41'
+        ("postgresql:///db?host=[fe80::1%2541]", (("fe80::1%41", None),)),
+    ],
+)
+def test_query_form_takes_bracketed_ipv6_and_renders_it_in_the_first_form(
+    text: str, hosts: tuple[tuple[str | None, int | None], ...]
+) -> None:
+    url = parse_url(text)
+    assert url.hosts == hosts
+    rendered = str(url)
+    assert "?" not in rendered and "[[" not in rendered
+    assert parse_url(rendered) == url
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql:///db?host=[::1",
+        "postgresql:///db?host=::1]",
+        "postgresql:///db?host=[::1]:5432",  # the ports go in ?port=
+        "postgresql:///db?host=[[::1]]",
+    ],
+)
+def test_query_form_refuses_a_bracket_around_no_whole_host(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"\?host= holds a bracket"):
+        parse_url(text)
+
+
+def test_bracketed_zone_id_is_percent_decoded_and_rendered_encoded() -> None:
+    """RFC 6874: in brackets, '%25' is the zone separator; drivers get 'fe80::1%eth0'."""
+    text = "postgresql://app@[fe80::1%25eth0]:5432,[fe80::2%25ab]/app"
+    url = parse_url(text)
+    assert url.hosts == (("fe80::1%eth0", 5432), ("fe80::2%ab", None))
+    assert str(url) == text
+    assert parse_url(str(url)) == url
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        (("/tmp/odd:dir", 5432), ("db2", None)),  # a socket path with ':' is no IPv6 address
+        (("fe80::1%eth0", None), ("a,b", 1)),
+        (("h/1", None), ("x]y:z", 2), ("p?q@r", 3)),
+    ],
+)
+def test_any_host_renders_to_text_that_parses_back(
+    hosts: tuple[tuple[str | None, int | None], ...],
+) -> None:
+    url = parse_url(f"postgresql://app:{PASSWORD}@h/db").with_hosts(hosts)
+    assert parse_url(url.render(hide_secrets=False)) == url
+    assert parse_url(str(url)).hosts == hosts
+
+
+@pytest.mark.parametrize(
+    "text", ["postgresql://app@[::1/app", "postgresql://app@[::1]x/app", "postgresql://[::1]]/db"]
+)
+def test_a_broken_bracket_in_the_authority_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="IPv6 host"):
+        parse_url(text)
