@@ -63,12 +63,22 @@ class SessionState:
     def _check(self) -> None:
         raise NotImplementedError
 
-    def _check_sql(self, sql: str) -> None:
+    def _check_sql(self, sql: object) -> None:
         """Refuse, with `UsageError`, SQL that needs a server session outliving the
         transaction (LISTEN, PREPARE, SET, session advisory locks...) when the pool runs
-        behind ``server_pooler='transaction'``; nothing otherwise."""
+        behind ``server_pooler='transaction'``; nothing otherwise. Composed SQL is rendered
+        with the held connection (see `_renders_with_connection`)."""
         if self._checks_sql:
-            check_statement(sql)
+            check_statement(sql, self._held_connection())
+
+    def _renders_with_connection(self, sql: object) -> bool:
+        """Whether the check must render ``sql`` (a driver's composed SQL) with a driver
+        connection: the sessions borrow one first, as the statement is about to need it."""
+        return self._checks_sql and hasattr(sql, "as_string")
+
+    def _held_connection(self) -> Any:
+        """The driver connection of the lease held, or None."""
+        raise NotImplementedError
 
     def _next_batch(self) -> tuple[str, list[Params]]:
         """The statement at the head of the queue and the parameters of its consecutive

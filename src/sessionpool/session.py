@@ -252,6 +252,14 @@ class Session(SessionState):
                 "the session, then do the work again"
             ) from self._lost.__cause__
 
+    def _held_connection(self) -> Any:
+        return None if self._lease is None else self._lease.driver_connection
+
+    def _check_sql(self, sql: object) -> None:
+        if self._renders_with_connection(sql):
+            self._borrow()  # psycopg2's composed SQL renders only with a connection
+        super()._check_sql(sql)
+
     def _borrow(self) -> Lease:
         lease = self._lease
         if lease is not None:

@@ -101,27 +101,27 @@ class AsyncSession(SessionState):
         """Run one statement now, inside the session's transaction; returns what the driver
         returns for it: the cursor, or asyncpg's status string ("INSERT 0 1")."""
         self._check()
-        self._check_sql(sql)
+        await self._check_sql_borrowing(sql)
         return await self._run(lambda driver, raw: driver.execute(raw, sql, params))
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
         """Run one statement for each parameter set, batched by the driver."""
         self._check()
-        self._check_sql(sql)
+        await self._check_sql_borrowing(sql)
         rows = list(seq_of_params)
         await self._run(functools.partial(_executemany, sql=sql, rows=rows))
 
     async def fetch(self, sql: str, params: Params = None) -> list[Any]:
         """Run a query and return all its rows."""
         self._check()
-        self._check_sql(sql)
+        await self._check_sql_borrowing(sql)
         rows = await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=True))
         return list(rows)
 
     async def fetchone(self, sql: str, params: Params = None) -> Any:
         """Run a query and return its first row, or None."""
         self._check()
-        self._check_sql(sql)
+        await self._check_sql_borrowing(sql)
         return await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=False))
 
     async def flush(self) -> None:
@@ -293,6 +293,16 @@ class AsyncSession(SessionState):
         # Looked up each time: a creator's connector learns its driver with the first
         # connection.
         return self._pool._connector.driver
+
+    def _held_connection(self) -> Any:
+        return None if self._lease is None else self._lease.driver_connection
+
+    async def _check_sql_borrowing(self, sql: object) -> None:
+        """`_check_sql`, borrowing first when composed SQL must be rendered with the
+        connection (`add`, which cannot wait, renders with the one held, or None)."""
+        if self._renders_with_connection(sql):
+            await self._borrow()
+        self._check_sql(sql)
 
     async def _borrow(self) -> AsyncLease:
         lease = self._lease
