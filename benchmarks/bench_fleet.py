@@ -41,6 +41,8 @@ from tests.fleet.fleet import (
 from tests.fleet.sampler import SERVER_DSN
 from tests.fleet.worker import DRIVERS, Plan, url_driver
 
+from sessionpool.bench.common import markdown_table
+
 DIRECT = "direct"
 BOUNCER = "pgbouncer"
 
@@ -53,20 +55,6 @@ class Runs:
     allowed: int  # server connections this setup may open
     results: list[FleetResult] = field(default_factory=list)
     stored_matches: list[bool] = field(default_factory=list)
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    align = ["-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "| " + " | ".join(padded) + " |"
-
-    return "\n".join([line(headers), "| " + " | ".join(align) + " |", *map(line, rows)])
 
 
 def table(runs: Sequence[Runs]) -> str:
