@@ -1,6 +1,6 @@
 """Histogram: a fixed-bucket record of durations, cheap to add to and to copy.
 
-Pure data and arithmetic: callers serialize `record` themselves (the shells hold a lock).
+Pure data and arithmetic: callers serialize `record` themselves (the recorder holds a lock).
 The buckets are the same for every histogram, so snapshots can be added, subtracted and
 exported without resampling.
 """
