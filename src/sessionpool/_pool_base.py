@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from . import _fork, _server_pooler
 from ._core.counts import CoreCounts, snapshot
-from ._core.effects import Effect
+from ._core.effects import Effect, Wake
 from ._core.records import CLOSED
 from ._core.state import PoolState
 from ._core.tags import normalize_tag
@@ -42,7 +42,16 @@ from .observe.naming import default_name, unique_name
 from .observe.recorder import Recorder
 from .observe.stats import PoolStats
 
-__all__ = ["DEFAULT", "PoolBase", "UserKey"]
+__all__ = ["DEFAULT", "PoolBase", "UserKey", "mark_hand_outs"]
+
+
+def mark_hand_outs(effects: list[Effect]) -> None:
+    """Slots the core just handed to waiters are being handed out until their borrowers
+    take them (see `Slot.handing_out`); marked while the core is still guarded, so that no
+    reading sees them as acquires and then, should the hand-out fail, as not."""
+    for effect in effects:
+        if isinstance(effect, Wake) and effect.request.slot is not None:
+            effect.request.slot.handing_out = True
 
 
 class _Default:
@@ -709,6 +718,7 @@ class PoolBase:
         effects = self._core.effects
         if effects:
             self._core.effects = []
+            mark_hand_outs(effects)
             return effects
         return []
 

@@ -1410,3 +1410,19 @@ def test_drain_closes_idle_slots_now_and_lent_ones_on_return() -> None:
     fulfil(state, effects)
     assert (state.opened, state.idle) == (2, 2)
     assert all(slot.generation == generation + 1 for slot in state.slots())
+
+
+def test_no_idle_slot_is_evicted_for_a_key_that_still_could_not_open() -> None:
+    # Found by the state machine: a key opened past its cap by a forced open evicted its
+    # idle slot for a waiter of another tag, yet the cap still left no room to open.
+    state = make(max_size=2, max_overflow=1, key_cap=1)
+    borrow(state)
+    forced = wait(state, when_exhausted="force")
+    fulfil(state, take(state))
+    assert forced.slot is not None and state.opened == 2  # one more than key_cap
+    tagged = wait(state, tag=normalize_tag("a=1"))
+    take(state)
+    state.release(forced.slot, 1.0, normalize_tag("b=2"))
+    effects = take(state)
+    assert not [e for e in effects if isinstance(e, CloseConnection)], effects
+    assert opens(effects) == [] and state.idle == 1 and tagged.slot is None

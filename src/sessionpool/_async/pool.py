@@ -443,6 +443,8 @@ class AsyncPool(PoolBase):
             raise self._closed_error()
         slot = core.acquire(key, wanted_tag, matchanytag)
         if slot is not None:
+            slot.handing_out = True  # until the borrower has it (see Slot.handing_out)
+        if slot is not None:
             self._run(self._take_effects())
             return slot
         assert self._loop is not None

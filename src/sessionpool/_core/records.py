@@ -57,8 +57,9 @@ class Slot:
         self.created_at = now
         self.last_used = now
         self.uses = 0
-        # Lent by `acquire` or a hand-off to a waiter, not yet taken by the borrower (the
-        # shell may still check or reset it): counted in ``uses`` but not yet an acquire.
+        # Set by the shell, under its guard, when the core lends the slot on a slow path
+        # (`acquire`, or a hand-off to a waiter) and cleared once the borrower has it (the
+        # shell may check or reset it first): counted in ``uses`` but not yet an acquire.
         self.handing_out = False
         self.state = IDLE
         # The shell hands over a new connection already reset (after its on_connect).

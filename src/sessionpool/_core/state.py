@@ -238,7 +238,6 @@ class PoolState:
         if found is not None:
             found.state = BUSY
             found.uses += 1
-            found.handing_out = True
         if self.opened != opened:  # stale slots were closed on the way
             if self._waiters:
                 self._plan_opens()  # the room they freed may serve a waiter
@@ -592,7 +591,6 @@ class PoolState:
     def _grant(self, request: Request, slot: Slot) -> None:
         slot.state = BUSY
         slot.uses += 1
-        slot.handing_out = True
         self.handoffs += 1
         request.slot = slot
         self.effects.append(Wake(request))
@@ -765,7 +763,9 @@ class PoolState:
             # The key's own cap first: at it, only this key's idle slots (of other tags,
             # which its waiters cannot use) can make room for it.
             key_room = self._key_room(key)
-            while key_room < short and self._evict_idle(key):
+            # Evict only if that yields room to open: a key opened past its cap (forced opens)
+            # may lack room even with all its idle slots gone, and then keeps them.
+            while key_room < short and key_room + self._idle_of(key) > 0 and self._evict_idle(key):
                 key_room += 1
             short = int(min(short, key_room))
             if short <= 0:

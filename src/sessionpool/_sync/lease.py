@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._core.records import CLOSED, IDLE
+from .._pool_base import mark_hand_outs
 from .._proxy import proxy_class_for, unusable
 from ..errors import LeaseReleased
 
@@ -111,6 +112,7 @@ class Lease:
             effects = core.effects
             if effects:
                 core.effects = []
+                mark_hand_outs(effects)
             else:
                 effects = _NO_EFFECTS
         finally:

@@ -441,6 +441,8 @@ class Pool(PoolBase):
             if core.closed:
                 raise self._closed_error()
             slot = core.acquire(key, wanted_tag, matchanytag)
+            if slot is not None:
+                slot.handing_out = True  # until the borrower has it (see Slot.handing_out)
             if slot is None:
                 handle = threading.Lock()
                 handle.acquire()
