@@ -20,7 +20,7 @@ from typing import Any
 from .config import PoolConfig
 from .drivers.base import URLConnector
 from .errors import Error, UsageError
-from .factory import _config, _split_query, connector_for
+from .factory import connector_for, split_settings
 from .observe.advice import Advice, ServerFacts, advise, format_duration
 from .url import URL, scrub_secrets
 
@@ -111,8 +111,7 @@ def run_check(url: str | URL, samples: int = 5, processes: int = 1) -> CheckRepo
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 1000:
         raise UsageError(f"samples must be a whole number from 1 to 1000 (got {samples!r})")
-    parsed, settings, _ = _split_query(url, {}, None)
-    config = _config(settings)
+    parsed, config = split_settings(url)
     note = ""
     if parsed.driver in _ASYNC_ONLY:
         note = f"checked with the blocking driver for {parsed.dialect} instead of {parsed.driver}"

@@ -25,7 +25,7 @@ from .drivers.registry import driver_for_url
 from .errors import ConfigError
 from .url import URL, parse_url
 
-__all__ = ["OpeningPool", "connector_for", "create_async_pool", "create_pool"]
+__all__ = ["OpeningPool", "connector_for", "create_async_pool", "create_pool", "split_settings"]
 
 # Settings of create_pool itself, accepted in a URL query beside PoolConfig's.
 _FACTORY_SETTINGS = frozenset({"open_timeout"})
@@ -220,6 +220,17 @@ def _split_query(
     if open_timeout is None and "open_timeout" in query_settings:
         open_timeout = _seconds("open_timeout", query_settings["open_timeout"])
     return parsed.without_query(query_settings), {**from_url, **settings}, open_timeout
+
+
+def split_settings(url: str | URL) -> tuple[URL, PoolConfig]:
+    """A URL's pool settings, as `create_pool` reads them, apart from the URL that remains
+    (``sessionpool check`` advises on them without creating a pool).
+
+    Raises:
+        ConfigError: the URL or a setting in its query is invalid.
+    """
+    parsed, settings, _ = _split_query(url, {}, None)
+    return parsed, _config(settings)
 
 
 def _config(settings: dict[str, Any]) -> PoolConfig:
