@@ -464,3 +464,11 @@ def test_a_password_in_a_metrics_url_is_never_shown(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert f"cannot reach http://scraper:***@127.0.0.1:{port}/metrics" in err
     assert "top-secret-pw" not in err
+
+
+def test_a_malformed_database_url_is_a_usage_error_without_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["top", "postgresql://app:hunter2@db:99999/app", "--once"]) == 2
+    error = capsys.readouterr().err
+    assert "port must be" in error and "hunter2" not in error

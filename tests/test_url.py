@@ -412,7 +412,8 @@ def test_masked_render_keeps_everything_else() -> None:
 
 def test_query_secrets_are_masked_but_other_keys_shown() -> None:
     url = parse_url(
-        f"postgresql://h/db?password={CANARY}&sslpassword={CANARY}x&token={CANARY}y&user=app"
+        f"postgresql://h/db?password={CANARY}&sslpassword={CANARY}x&token={CANARY}y"
+        f"&pwd={CANARY}z&user=app"
     )
     rendered = url.render()
     assert CANARY not in rendered
@@ -421,6 +422,7 @@ def test_query_secrets_are_masked_but_other_keys_shown() -> None:
         "password": "***",
         "sslpassword": "***",
         "token": "***",
+        "pwd": "***",
         "user": "app",
     }
     assert sorted(url.secrets()) == sorted([CANARY, f"{CANARY}x", f"{CANARY}y"])

@@ -46,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the interpreter's own flush at exit does not complain again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except DriverNotInstalled as exc:  # a ConfigError too, but the set-up, not the call
+        print(f"sessionpool {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ConfigError, UsageError) as exc:  # a bad URL or setting: a usage error, as argparse's
+        print(f"sessionpool {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Error as exc:  # the pool's own errors say what to change; no traceback needed
         print(f"sessionpool {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -23,7 +23,7 @@ _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9_.+-]*)://(?P<rest>.*)$", r
 _BRACKETED_HOST = re.compile(r"^\[(?P<host>[^\]]*)\](?::(?P<port>[^:]*))?$")
 # Query keys whose values are secrets as well (libpq's sslpassword, oracledb's
 # wallet_password, tokens): masked like the password.
-_SECRET_KEYS = frozenset({"password", "passwd", "sslpassword", "wallet_password", "token"})
+_SECRET_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "wallet_password", "token"})
 
 
 @dataclass(frozen=True, eq=True)

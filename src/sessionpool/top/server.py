@@ -101,7 +101,11 @@ class ServerWatcher:
             self.open()
         try:
             with self._pool.acquire() as conn:
-                return self._read(conn)
+                # A server that accepts and then hangs must not freeze top: the reads get
+                # the connect's time limit, as the driver can enforce it.
+                driver = self._pool._connector.driver
+                with driver.time_limit(conn.driver_connection, CONNECT_TIMEOUT):
+                    return self._read(conn)
         except Exception as exc:
             raise EndpointError(f"cannot read {self.label}: {self._scrub(exc)}") from None
 
@@ -112,7 +116,7 @@ class ServerWatcher:
 
     def _scrub(self, exc: BaseException) -> str:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return scrub_secrets(first_line, [self._url.password])
+        return scrub_secrets(first_line, self._url.secrets())
 
     def _postgresql(self, conn: Any) -> ServerView:
         version = _one(conn, "SHOW server_version")
