@@ -21,6 +21,8 @@ from sessionpool.url import parse_url
         ("app:pw@db:5432/app", "app:***@db:5432/app"),
         ("host=db password=pw dbname=app", "host=db password=*** dbname=app"),
         ("db/app?sslpassword=pw&x=1", "db/app?sslpassword=***&x=1"),
+        ("dsn password='se cret' x", "dsn password=*** x"),
+        ("odbc PWD={a;b} x", "odbc PWD=*** x"),
     ],
 )
 def test_userinfo_and_password_pairs_are_masked(name: str, label: str) -> None:

@@ -17,9 +17,11 @@ __all__ = ["mask_secrets", "pool_label"]
 # start ("user:pw@host"); up to the last "@", as a password may hold "/" or "@".
 _URL_USERINFO = re.compile(r"(://[^/@\s:]*):[^\s]*@")
 _BARE_USERINFO = re.compile(r"^([^/@\s:]*):[^\s]*@")
-# key=value secrets in a query string or a libpq/ODBC connection string.
+# key=value secrets in a query string or a libpq/ODBC connection string: a 'quoted' or
+# {braced} value whole (as url.py's masking of connection strings), else up to & ; or space.
 _SECRET_PAIR = re.compile(
-    r"((?:^|[?&;\s])(?:password|passwd|pwd|sslpassword|wallet_password|token)\s*=\s*)[^&;\s]*",
+    r"((?:^|[?&;\s])(?:password|passwd|pwd|sslpassword|wallet_password|token)\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'?|\{[^}]*\}?|[^&;\s]*)",
     re.IGNORECASE,
 )
 
