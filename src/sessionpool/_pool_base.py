@@ -559,13 +559,12 @@ class PoolBase:
             return math.inf
         return now + lifetime * (1.0 - random.uniform(0.0, 0.025))
 
-    def _drop_failed(
-        self, slot: Any, error: BaseException, what: str, suspect: bool, unlend: bool = False
-    ) -> None:
+    def _drop_failed(self, slot: Any, error: BaseException, what: str, suspect: bool) -> None:
         """A reset or check on a lent slot failed: its session state is unknown, so drop the
         connection and say why. ``suspect`` also makes every connection used before now
-        suspect, and ``unlend`` says it was being handed out (not an acquire after all). What
-        is not an Exception (a cancellation, an interrupt) is raised again."""
+        suspect. A slot still being handed out is not counted as an acquire (see
+        `PoolState._forget`). What is not an Exception (a cancellation, an interrupt) is
+        raised again."""
         if suspect:
             self._saw_disconnect(monotonic())
         self._log.warning(
@@ -575,11 +574,11 @@ class PoolBase:
             type(error).__name__,
             error,
         )
-        self._discard(slot, f"{what} failed", unlend=unlend)
+        self._discard(slot, f"{what} failed")
         if not isinstance(error, Exception):
             raise error
 
-    def _discard(self, slot: Any, reason: str, unlend: bool = False) -> None:
+    def _discard(self, slot: Any, reason: str) -> None:
         """Forget a lent slot and close its connection (each shell runs the effects)."""
         raise NotImplementedError
 

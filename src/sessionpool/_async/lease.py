@@ -76,7 +76,12 @@ class AsyncLease:
         if pool._thread != get_ident():
             pool._bind_loop()  # raises UsageError: the pool belongs to another loop
         self._slot = None
-        if pool._return_hooks and pool._returning(slot, monotonic()):
+        now = monotonic()
+        if (
+            pool._return_hooks
+            and (pool._observing_returns or now >= slot.expires_at or slot.uses >= pool._max_uses)
+            and pool._returning(slot, now)
+        ):
             return  # its lifetime or its uses are spent: retired, not reset
         if slot.dirty:
             # Settled here when the driver can tell locally that nothing needs resetting

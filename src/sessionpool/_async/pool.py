@@ -365,7 +365,7 @@ class AsyncPool(PoolBase):
             if not self._connector.driver.full_reset_in_place:
                 # Only a new connection is a fresh session here: drop this one and wait
                 # for the core to open one, within the same deadline.
-                self._discard(slot, "purity='new' needs a new session", unlend=True)
+                self._discard(slot, "purity='new' needs a new session")
                 continue
             limit = self._config.reset_timeout
             if deadline is not None:
@@ -392,7 +392,7 @@ class AsyncPool(PoolBase):
         """The fast lane's slot may need a liveness check first, or leak tracking (see
         `Pool._acquire_checked`); ``where`` was recorded in the caller's frame."""
         slot.lent_where = where
-        slot.handing_out = True  # until the check passes (see PoolState.unlend)
+        slot.handing_out = True  # until the check passes (see Slot.handing_out)
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
         loop = self._bind_loop()
@@ -423,7 +423,7 @@ class AsyncPool(PoolBase):
             # A cancellation drops the connection too, but says nothing of the others.
             suspect = isinstance(exc, Exception)
             self._recorder.record_ping(ok=False)
-            self._drop_failed(slot, exc, "the check before hand-out", suspect, unlend=True)
+            self._drop_failed(slot, exc, "the check before hand-out", suspect)
             return False
         self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
@@ -517,7 +517,7 @@ class AsyncPool(PoolBase):
                 await outcome
         except BaseException:
             lease._slot = None
-            self._discard(slot, "session_callback failed", unlend=True)
+            self._discard(slot, "session_callback failed")
             raise
 
     # -- internals: returning --------------------------------------------------------------
@@ -574,7 +574,7 @@ class AsyncPool(PoolBase):
         try:
             await self._refresh(slot, limit)
         except BaseException as exc:
-            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False, unlend=True)
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
             return False
         slot.dirty = False
         return True
@@ -605,8 +605,8 @@ class AsyncPool(PoolBase):
         await self._call_on_connect(connection)
         slot.fresh = True
 
-    def _discard(self, slot: Slot, reason: str, unlend: bool = False) -> None:
-        self._core.discard(slot, reason, unlend=unlend)
+    def _discard(self, slot: Slot, reason: str) -> None:
+        self._core.discard(slot, reason)
         self._run(self._take_effects())
 
     # -- internals: effects ----------------------------------------------------------------

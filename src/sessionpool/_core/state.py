@@ -331,11 +331,9 @@ class PoolState:
         slot.uses -= 1
         slot.handing_out = False
 
-    def discard(self, slot: Slot, reason: str, *, unlend: bool = False) -> None:
-        """Forget a slot whose connection is unusable (dropped, failed reset) and close it;
-        ``unlend`` when it was being handed out and never reached its borrower."""
-        if unlend and slot.state == BUSY:
-            self.unlend(slot)
+    def discard(self, slot: Slot, reason: str) -> None:
+        """Forget a slot whose connection is unusable (dropped, failed reset) and close it
+        (one still being handed out never counts as an acquire: see `_forget`)."""
         if slot.state == CLOSED:
             return
         if slot.state == IDLE:

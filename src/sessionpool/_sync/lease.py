@@ -86,7 +86,13 @@ class Lease:
             tag = pool._normalize_tag(tag)
         self._slot = None
         now = monotonic()
-        if pool._return_hooks and pool._returning(slot, now):
+        if (
+            pool._return_hooks
+            and (pool._observing_returns or now >= slot.expires_at or slot.uses >= pool._max_uses)
+            and pool._returning(slot, now)
+        ):
+            # Tested inline first: a call costs as much as the rest of this path, and a pool
+            # that retires connections would otherwise make it on every return.
             return  # its lifetime or its uses are spent: retired, not reset
         if slot.dirty and not pool._after_use(slot):
             return

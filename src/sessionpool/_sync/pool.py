@@ -404,7 +404,7 @@ class Pool(PoolBase):
             if not self._connector.driver.full_reset_in_place:
                 # Only a new connection is a fresh session here: drop this one and wait for
                 # the core to open one (on an opener thread), within the same deadline.
-                self._discard(slot, "purity='new' needs a new session", unlend=True)
+                self._discard(slot, "purity='new' needs a new session")
                 continue
             limit = self._config.reset_timeout
             if deadline is not None:
@@ -501,7 +501,7 @@ class Pool(PoolBase):
         dead go the slow way for another, within the caller's deadline."""
         if self._tracking:
             slot.lent_where = record_where()
-        slot.handing_out = True  # until the check passes (see PoolState.unlend)
+        slot.handing_out = True  # until the check passes (see Slot.handing_out)
         if timeout is DEFAULT:
             timeout = self._config.wait_timeout
         deadline = None if timeout is None else now + timeout
@@ -528,7 +528,7 @@ class Pool(PoolBase):
             self._connector.driver.ping(slot.connection, limit)
         except BaseException as exc:
             self._recorder.record_ping(ok=False)
-            self._drop_failed(slot, exc, "the check before hand-out", suspect=True, unlend=True)
+            self._drop_failed(slot, exc, "the check before hand-out", suspect=True)
             return False
         self._recorder.record_ping(ok=True)
         slot.checked_at = monotonic()
@@ -551,7 +551,7 @@ class Pool(PoolBase):
         except BaseException:
             # The session's state is unknown now: it must not go back to the pool.
             lease._slot = None
-            self._discard(slot, "session_callback failed", unlend=True)
+            self._discard(slot, "session_callback failed")
             raise
 
     # -- internals: returning --------------------------------------------------------------
@@ -605,7 +605,7 @@ class Pool(PoolBase):
         try:
             self._refresh(slot, limit)
         except BaseException as exc:
-            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False, unlend=True)
+            self._drop_failed(slot, exc, "full reset for purity='new'", suspect=False)
             return False
         slot.dirty = False
         return True
@@ -660,9 +660,9 @@ class Pool(PoolBase):
         with self._lock:
             return self._claim_pooler_check()
 
-    def _discard(self, slot: Slot, reason: str, unlend: bool = False) -> None:
+    def _discard(self, slot: Slot, reason: str) -> None:
         with self._lock:
-            self._core.discard(slot, reason, unlend=unlend)
+            self._core.discard(slot, reason)
             effects = self._take_effects()
         self._run(effects)
 
@@ -797,10 +797,13 @@ class Pool(PoolBase):
             if self._core.closed:
                 return
             leaks = self._leaks_to_report(now)
-            self._recorder.sample_busy(self._core.busy, now)
+            busy = self._core.busy
             self._core.retire_idle(now, self._idle_before(now))
             effects = self._take_effects()
             due = self._due_for_keepalive(now)
+        # Outside the pool's lock: it folds a round's returns (with detailed statistics, up
+        # to a second's worth), which must not hold up borrowers.
+        self._recorder.sample_busy(busy, now)
         self._run(effects, close_now=True)  # this is the background thread: close here
         for slot, held in leaks:
             self._report_leak(slot, held)
