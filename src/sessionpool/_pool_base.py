@@ -129,13 +129,16 @@ class PoolBase:
         self._core = _core_for(config, lazy=config.lazy)
         self._credentials: dict[Hashable, tuple[str | None, str | None]] = {None: (None, None)}
         self._salt = os.urandom(16)
-        label = config.name or default_name(getattr(connector, "url", None))
-        self.name: str = (
-            config.name if config.name else unique_name(label or f"pool-{id(self):x}", self)
-        )
+        from_url = None if config.name else default_name(getattr(connector, "url", None))
+        if config.name:
+            self.name: str = config.name
+        elif from_url:
+            self.name = unique_name(from_url, self)
+        else:
+            self.name = f"pool-{id(self):x}"  # unique while the pool lives
         # A logger lives as long as the process: one per named pool (a set of names that
         # does not grow with every pool created), the shared one for unnamed creator pools.
-        self._log = echo.pool_logger(self.name if label else None)
+        self._log = echo.pool_logger(self.name if config.name or from_url else None)
         # Set to "now" when a disconnect is seen: every connection last used before it is
         # suspect (pool-wide invalidation, O(1)); each is checked lazily, at its next hand-out.
         self._suspect_before = -math.inf
@@ -750,7 +753,8 @@ class PoolBase:
     ) -> PoolTimeout:
         """``figures`` is `_figures()` plus `_holders()`, read under the guard. With a
         ``connect_error`` (connects failed while the caller waited), that is the cause.
-        Tells the "timeout" listeners: every acquire timeout is built here."""
+        Tells the "timeout" listeners (as `_no_fresh_session_error` does for the other
+        kind of acquire timeout)."""
         self._emit("timeout", duration=timeout)
         if connect_error is not None:
             error = PoolTimeout(

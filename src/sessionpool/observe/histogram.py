@@ -54,7 +54,7 @@ class Histogram:
         self.peak = 0.0  # the largest since the last reading that reset the figures
 
     def record(self, seconds: float) -> None:
-        self.counts[bisect_left(BOUNDS, seconds)] += 1
+        self.counts[_bucket_of(seconds)] += 1
         self.sum += seconds
         if seconds > self.max:
             self.max = seconds

@@ -56,10 +56,7 @@ class Recorder:
         after a lending, it would weigh busy moments more than quiet ones.)"""
         with self._lock:
             self.wait.record(seconds)
-            if busy > self._peak_interval:
-                self._peak_interval = busy
-                if busy > self._peak_ever:
-                    self._peak_ever = busy
+            self._raise_peak(busy)
 
     def _fold_returns(self) -> None:
         """Fold the returns appended since the last fold into the use histogram and the
@@ -75,10 +72,7 @@ class Recorder:
         held, busy = zip(*batch, strict=True)
         self.use.record_many(held)
         peak = max(busy)
-        if peak > self._peak_interval:
-            self._peak_interval = peak
-            if peak > self._peak_ever:
-                self._peak_ever = peak
+        self._raise_peak(peak)
 
     def record_connect(self, seconds: float) -> None:
         with self._lock:
@@ -171,6 +165,10 @@ class Recorder:
         self._busy_area += self._busy * max(0.0, now - self._busy_since)
         self._busy = busy
         self._busy_since = now
+        self._raise_peak(busy)
+
+    def _raise_peak(self, busy: int) -> None:
+        """A count of borrowed connections seen: the peaks follow it up. (Lock held.)"""
         if busy > self._peak_interval:
             self._peak_interval = busy
             if busy > self._peak_ever:

@@ -7,7 +7,7 @@ without ever zeroing a counter the pool itself relies on.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .._core.counts import CoreCounts
@@ -110,7 +110,3 @@ class PoolStats(CoreCounts):
         data = asdict(self)
         data["closed_by_reason"] = dict(self.closed_by_reason)
         return data
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(item.name for item in fields(cls))
