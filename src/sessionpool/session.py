@@ -80,20 +80,23 @@ class Session(SessionState):
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement now, inside the session's transaction; returns the cursor."""
         self._check()
-        self._check_sql(sql)
+        if self._checks_sql:
+            self._check_sql_borrowing(sql)
         return self._run(lambda connection: _execute(connection.cursor(), sql, params))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
         """Run one statement for each parameter set, batched by the driver."""
         self._check()
-        self._check_sql(sql)
+        if self._checks_sql:
+            self._check_sql_borrowing(sql)
         rows = list(seq_of_params)
         self._run(functools.partial(_executemany, sql=sql, rows=rows))
 
     def fetch(self, sql: str, params: Params = None) -> list[Any]:
         """Run a query and return all its rows."""
         self._check()
-        self._check_sql(sql)
+        if self._checks_sql:
+            self._check_sql_borrowing(sql)
         rows: list[Any] = self._run(
             lambda connection: _fetch(connection, sql, params, all_rows=True)
         )
@@ -102,7 +105,8 @@ class Session(SessionState):
     def fetchone(self, sql: str, params: Params = None) -> Any:
         """Run a query and return its first row, or None."""
         self._check()
-        self._check_sql(sql)
+        if self._checks_sql:
+            self._check_sql_borrowing(sql)
         return self._run(lambda connection: _fetch(connection, sql, params, all_rows=False))
 
     def flush(self) -> None:
@@ -255,10 +259,12 @@ class Session(SessionState):
     def _held_connection(self) -> Any:
         return None if self._lease is None else self._lease.driver_connection
 
-    def _check_sql(self, sql: object) -> None:
+    def _check_sql_borrowing(self, sql: object) -> None:
+        """`_check_sql`, borrowing first when composed SQL must be rendered with the
+        connection (psycopg2's renders only with one); `add` renders with the one held."""
         if self._renders_with_connection(sql):
-            self._borrow()  # psycopg2's composed SQL renders only with a connection
-        super()._check_sql(sql)
+            self._borrow()
+        self._check_sql(sql)
 
     def _borrow(self) -> Lease:
         lease = self._lease

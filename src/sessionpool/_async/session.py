@@ -101,27 +101,31 @@ class AsyncSession(SessionState):
         """Run one statement now, inside the session's transaction; returns what the driver
         returns for it: the cursor, or asyncpg's status string ("INSERT 0 1")."""
         self._check()
-        await self._check_sql_borrowing(sql)
+        if self._checks_sql:  # no coroutine for the check when it is off
+            await self._check_sql_borrowing(sql)
         return await self._run(lambda driver, raw: driver.execute(raw, sql, params))
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> None:
         """Run one statement for each parameter set, batched by the driver."""
         self._check()
-        await self._check_sql_borrowing(sql)
+        if self._checks_sql:  # no coroutine for the check when it is off
+            await self._check_sql_borrowing(sql)
         rows = list(seq_of_params)
         await self._run(functools.partial(_executemany, sql=sql, rows=rows))
 
     async def fetch(self, sql: str, params: Params = None) -> list[Any]:
         """Run a query and return all its rows."""
         self._check()
-        await self._check_sql_borrowing(sql)
+        if self._checks_sql:  # no coroutine for the check when it is off
+            await self._check_sql_borrowing(sql)
         rows = await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=True))
         return list(rows)
 
     async def fetchone(self, sql: str, params: Params = None) -> Any:
         """Run a query and return its first row, or None."""
         self._check()
-        await self._check_sql_borrowing(sql)
+        if self._checks_sql:  # no coroutine for the check when it is off
+            await self._check_sql_borrowing(sql)
         return await self._run(lambda driver, raw: driver.fetch(raw, sql, params, all_rows=False))
 
     async def flush(self) -> None:
