@@ -3,7 +3,8 @@
 The order of attempts, the error naming every host tried, and one small loop for threads and
 one for asyncio around a caller's connect-to-this-host function. No driver import, no pool
 state, no clock: each attempt is bounded by the driver's own connect timeout. libpq drivers
-never come here (libpq walks a host list itself).
+walk a host list themselves: for them only `plan` is used, to count the attempts a connect
+may take (an AsyncPool's time budget).
 """
 
 from __future__ import annotations
