@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import PoolConfig
+from .drivers.async_registry import is_async_only
 from .drivers.base import URLConnector
 from .errors import Error, UsageError
 from .factory import connector_for, split_settings
@@ -28,7 +29,6 @@ __all__ = ["CannotConnect", "CheckReport", "Timing", "format_report", "run_check
 
 #: Async-only driver names a URL may carry: check uses the dialect's blocking driver instead
 #: (the server answers the same).
-_ASYNC_ONLY = frozenset({"asyncpg", "psycopg_async", "aiomysql", "aiosqlite"})
 
 
 class CannotConnect(Error):
@@ -113,7 +113,7 @@ def run_check(url: str | URL, samples: int = 5, processes: int = 1) -> CheckRepo
         raise UsageError(f"samples must be a whole number from 1 to 1000 (got {samples!r})")
     parsed, config = split_settings(url)
     note = ""
-    if parsed.driver in _ASYNC_ONLY:
+    if is_async_only(parsed.dialect, parsed.driver):
         note = f"checked with the blocking driver for {parsed.dialect} instead of {parsed.driver}"
         parsed = dataclasses.replace(parsed, driver=None)
     connector = connector_for(parsed)

@@ -14,7 +14,7 @@ from .async_base import AsyncDriver, AsyncURLDriver
 from .async_mysql import AiomysqlDriver
 from .async_postgresql import AsyncpgDriver, AsyncPsycopgDriver
 from .async_sqlite import AiosqliteDriver
-from .registry import known_module_of
+from .registry import canonical_dialect, has_blocking_driver, known_module_of
 
 __all__ = ["async_driver_for_connection", "async_driver_for_url"]
 
@@ -45,13 +45,24 @@ _DIALECTS = {
     "mysql": ("aiomysql", {"aiomysql": "aiomysql"}),
     "sqlite": ("aiosqlite", {"aiosqlite": "aiosqlite"}),
 }
-_DIALECT_ALIASES = {"postgres": "postgresql", "pgsql": "postgresql", "mariadb": "mysql"}
 _BY_MODULE = {
     "asyncpg": "asyncpg",
     "psycopg": "psycopg",
     "aiomysql": "aiomysql",
     "aiosqlite": "aiosqlite",
 }
+
+
+def is_async_only(dialect: str, driver: str | None) -> bool:
+    """Whether ``dialect+driver`` names an async driver that has no blocking form here
+    (asyncpg, aiomysql, aiosqlite, psycopg_async)."""
+    known = _DIALECTS.get(canonical_dialect(dialect))
+    return (
+        driver is not None
+        and known is not None
+        and driver.lower() in known[1]
+        and not has_blocking_driver(dialect, driver)
+    )
 
 
 def async_driver_for_url(dialect: str, driver: str | None) -> AsyncURLDriver | None:
@@ -61,7 +72,7 @@ def async_driver_for_url(dialect: str, driver: str | None) -> AsyncURLDriver | N
     Raises:
         DriverNotInstalled: the async driver package is missing; the message names the extra.
     """
-    dialect = _DIALECT_ALIASES.get(dialect, dialect)
+    dialect = canonical_dialect(dialect)
     if dialect not in _DIALECTS:
         return None
     default, names = _DIALECTS[dialect]

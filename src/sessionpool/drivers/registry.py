@@ -58,6 +58,20 @@ _BY_MODULE = {
 }
 
 
+def canonical_dialect(dialect: str) -> str:
+    """The dialect a URL's scheme stands for: ``postgres`` and ``pgsql`` are
+    ``postgresql``, ``mariadb`` is ``mysql``; others as given (lower-cased)."""
+    dialect = dialect.lower()
+    return _DIALECT_ALIASES.get(dialect, dialect)
+
+
+def has_blocking_driver(dialect: str, driver: str | None) -> bool:
+    """Whether ``dialect[+driver]`` names a blocking driver known here (None: the
+    dialect's default); False for an async-only one such as asyncpg."""
+    known = _DIALECTS.get(canonical_dialect(dialect))
+    return known is not None and (driver is None or driver.lower() in known[1])
+
+
 def known_drivers() -> dict[str, list[str]]:
     """Each dialect with the driver names a URL may give after ``+`` (default first)."""
     return {

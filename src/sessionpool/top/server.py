@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..drivers.registry import canonical_dialect
 from ..errors import ConfigError
 from ..observe.echo import pool_logger
 from ..url import URL, parse_url, scrub_secrets
@@ -18,8 +19,6 @@ from .errors import EndpointError
 
 __all__ = ["ServerView", "ServerWatcher", "is_database_url"]
 
-POSTGRESQL_DIALECTS = frozenset({"postgresql", "postgres", "pgsql"})
-MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 POOL_NAME = "sessionpool-top"
 CONNECT_TIMEOUT = 5.0  # seconds; top is a diagnostic, it must not sit on a dead server
 
@@ -38,7 +37,7 @@ def is_database_url(endpoint: str) -> bool:
     """Whether ``endpoint`` names a database this view can read (not an http(s) URL)."""
     scheme = endpoint.split("://", 1)[0].lower() if "://" in endpoint else ""
     dialect = scheme.split("+", 1)[0]
-    return dialect in POSTGRESQL_DIALECTS | MYSQL_DIALECTS
+    return canonical_dialect(dialect) in ("postgresql", "mysql")
 
 
 class ServerWatcher:
@@ -52,10 +51,10 @@ class ServerWatcher:
 
     def __init__(self, endpoint: str) -> None:
         self._url: URL = parse_url(endpoint)
-        dialect = self._url.dialect.lower()
-        if dialect in POSTGRESQL_DIALECTS:
+        dialect = canonical_dialect(self._url.dialect)
+        if dialect == "postgresql":
             self._read: Callable[[Any], ServerView] = self._postgresql
-        elif dialect in MYSQL_DIALECTS:
+        elif dialect == "mysql":
             self._read = self._mysql
         else:
             raise ConfigError(f"endpoint: no server view for {self._url.dialect!r} URLs")
