@@ -28,11 +28,13 @@ from typing import Any
 from .. import create_async_pool
 from .common import (
     ChartPanel,
+    FakeCursor,
     Progress,
     fmt,
     markdown_table,
     median_or_nan,
     min_med_max,
+    module_missing,
     percentile,
     print_progress,
     without_nan,
@@ -87,14 +89,6 @@ TARGET_C = 0.9  # sessionpool+asyncpg at least 0.9x the asyncpg ceiling
 
 
 # --------------------------------------------------------------------------- fake async driver
-
-
-class FakeCursor:
-    def execute(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class FakeAsyncConnection:
@@ -410,23 +404,15 @@ async def _psycopg_pool_queries() -> QuerySubject:
     return QuerySubject(_execute_pooled(pool.connection), lambda: pool.close(timeout=5.0))
 
 
-def _module_missing(name: str) -> str:
-    try:
-        __import__(name)
-    except ImportError as exc:
-        return f"{name} not installed: {exc}"
-    return ""
-
-
 async def _postgres_missing() -> str:
     """Empty when PostgreSQL answers (asked through whichever driver is installed)."""
     try:
-        if not _module_missing("asyncpg"):
+        if not module_missing("asyncpg"):
             import asyncpg
 
             conn = await asyncpg.connect(timeout=3, **ASYNCPG_ARGS)
             await conn.close()
-        elif not _module_missing("psycopg"):
+        elif not module_missing("psycopg"):
             import psycopg
 
             aconn = await psycopg.AsyncConnection.connect(PG_CONNINFO, connect_timeout=3)
@@ -443,9 +429,9 @@ async def build_contestants() -> list[Contestant]:
     """All contestants in display order; unavailable ones carry the reason they are skipped."""
     sp = ""  # sessionpool itself is always there; kept so every row reads alike
     pg = await _postgres_missing()
-    apg = _module_missing("asyncpg") or pg
-    pcg = _module_missing("psycopg") or pg
-    pcg_pool = _module_missing("psycopg_pool") or pcg
+    apg = module_missing("asyncpg") or pg
+    pcg = module_missing("psycopg") or pg
+    pcg_pool = module_missing("psycopg_pool") or pcg
     candidates: list[tuple[str, str, str, Opener | None, Opener | None]] = [
         (FLOOR, "fake", "", _floor_subject, None),
         (SESSIONPOOL, "fake", sp, lambda: _sessionpool_subject(connect_fake, touch_fake), None),

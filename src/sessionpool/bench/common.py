@@ -1,5 +1,6 @@
 """Helpers both benchmark suites share: statistics, number formatting, Markdown tables, the
-progress callback and chart data. Pure functions; no pool, no timing, no I/O.
+progress callback, chart data, the fakes' cursor and the check that a peer is installed. No
+pool and no timing here.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 
 __all__ = [
     "ChartPanel",
+    "FakeCursor",
     "Progress",
     "fmt",
     "markdown_table",
     "median_or_nan",
     "min_med_max",
+    "module_missing",
     "percentile",
     "print_progress",
     "without_nan",
@@ -88,3 +91,22 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
         return "| " + " | ".join(padded) + " |"
 
     return "\n".join([line(headers), "| " + " | ".join(align) + " |", *map(line, rows)])
+
+
+class FakeCursor:
+    """The cursor of the suites' do-nothing connections: only pool overhead is measured."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def module_missing(name: str) -> str:
+    """Why the peer package ``name`` cannot be measured (not installed), or "" if it can."""
+    try:
+        __import__(name)
+    except ImportError as exc:
+        return f"{name} not installed: {exc}"
+    return ""

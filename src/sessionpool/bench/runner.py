@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import faulthandler
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._optional import require
 from ..errors import UsageError
@@ -111,45 +111,52 @@ def run_bench(options: BenchOptions, stdout: TextIO | None = None) -> int:
 
 def _run_threaded(quick: bool, bar: Bar) -> SuiteResult:
     settings = threaded.Settings.smoke() if quick else threaded.Settings()
-    task = bar.add_task("threads: checking peers", total=settings.steps)
-    contestants = threaded.build_contestants()
-    skipped = [(c.name, c.skip_reason) for c in contestants if c.open is None]
-    for name, why in skipped:
-        bar.console.print(f"threads: skipping {name}: {why}")
-
-    def step(message: str) -> None:
-        bar.update(task, advance=1, description=f"threads {message.strip()}")
-
-    bar.update(task, description="threads: opening pools")
-    report = threaded.run(settings, contestants, step)
-    return SuiteResult(
-        title="Threads",
-        script="benchmarks/bench_threaded.py",
-        environment=threaded.environment_line(report["environment"]),
-        skipped=skipped,
-        tables=threaded.format_report(report, contestants),
-        panels=threaded.chart_panels(report),
+    return _run_suite(
+        threaded,
+        settings,
+        lambda: threaded.build_contestants(),
+        ("threads", "Threads", "benchmarks/bench_threaded.py"),
+        bar,
     )
 
 
 def _run_async(quick: bool, bar: Bar) -> SuiteResult:
     settings = aio.Settings.smoke() if quick else aio.Settings()
-    task = bar.add_task("asyncio: checking peers", total=settings.steps)
-    contestants = aio.contestants_for(settings)
+    return _run_suite(
+        aio,
+        settings,
+        lambda: aio.contestants_for(settings),
+        ("asyncio", "asyncio", "benchmarks/bench_async.py"),
+        bar,
+    )
+
+
+def _run_suite(
+    suite: Any,
+    settings: Any,
+    find_contestants: Callable[[], list[Any]],
+    names: tuple[str, str, str],
+    bar: Bar,
+) -> SuiteResult:
+    """Run one suite module (`threaded` or `aio`: the same functions by the same names)
+    behind its own progress bar. ``names``: the bar's label, the title, the script."""
+    label, title, script = names
+    task = bar.add_task(f"{label}: checking peers", total=settings.steps)
+    contestants = find_contestants()
     skipped = [(c.name, c.skip_reason) for c in contestants if c.skip_reason]
     for name, why in skipped:
-        bar.console.print(f"asyncio: skipping {name}: {why}")
+        bar.console.print(f"{label}: skipping {name}: {why}")
 
     def step(message: str) -> None:
-        bar.update(task, advance=1, description=f"asyncio {message.strip()}")
+        bar.update(task, advance=1, description=f"{label} {message.strip()}")
 
-    bar.update(task, description="asyncio: opening pools")
-    report = aio.run(settings, contestants, step)
+    bar.update(task, description=f"{label}: opening pools")
+    report = suite.run(settings, contestants, step)
     return SuiteResult(
-        title="asyncio",
-        script="benchmarks/bench_async.py",
-        environment=aio.environment_line(report["environment"]),
+        title=title,
+        script=script,
+        environment=suite.environment_line(report["environment"]),
         skipped=skipped,
-        tables=aio.format_report(report, contestants),
-        panels=aio.chart_panels(report),
+        tables=suite.format_report(report, contestants),
+        panels=suite.chart_panels(report),
     )

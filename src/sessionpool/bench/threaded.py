@@ -27,10 +27,12 @@ from typing import Any
 from .. import create_pool
 from .common import (
     ChartPanel,
+    FakeCursor,
     Progress,
     fmt,
     markdown_table,
     median_or_nan,
+    module_missing,
     percentile,
     print_progress,
     without_nan,
@@ -53,14 +55,6 @@ REFERENCE_B = FAIR_FLOOR
 
 
 # --------------------------------------------------------------------------- fake DB-API driver
-
-
-class FakeCursor:
-    def execute(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class FakeConnection:
@@ -304,16 +298,8 @@ def _connect_psycopg() -> Any:
     return psycopg.connect(PG_CONNINFO)
 
 
-def _module_missing(name: str) -> str:
-    try:
-        __import__(name)
-    except ImportError as exc:
-        return f"{name} not installed: {exc}"
-    return ""
-
-
 def _postgres_missing() -> str:
-    if reason := _module_missing("psycopg"):
+    if reason := module_missing("psycopg"):
         return reason
     import psycopg
 
@@ -327,7 +313,7 @@ def _postgres_missing() -> str:
 def build_contestants() -> list[Contestant]:
     """All contestants in display order; unavailable ones carry the reason they are skipped."""
     pg_missing = _postgres_missing()
-    pgpool_missing = _module_missing("psycopg_pool") or pg_missing
+    pgpool_missing = module_missing("psycopg_pool") or pg_missing
     candidates: list[tuple[str, str, str, Callable[[], Subject]]] = [
         (FLOOR, "a", "", lambda: _reference_subject(FloorPool(make_fake_connection, POOL_SIZE))),
         (
@@ -343,8 +329,8 @@ def build_contestants() -> list[Contestant]:
             lambda: _reference_subject(FairFloorPool(make_fake_connection, POOL_SIZE)),
         ),
         ("sessionpool", "ab", "", lambda: _sessionpool_subject(make_fake_connection)),
-        ("sqlalchemy", "ab", _module_missing("sqlalchemy"), _sqlalchemy_subject),
-        ("dbutils", "ab", _module_missing("dbutils"), _dbutils_subject),
+        ("sqlalchemy", "ab", module_missing("sqlalchemy"), _sqlalchemy_subject),
+        ("dbutils", "ab", module_missing("dbutils"), _dbutils_subject),
         ("psycopg_pool", "ab", pgpool_missing, _psycopg_pool_subject),
         (
             "sessionpool+psycopg",
